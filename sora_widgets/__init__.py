@@ -1,0 +1,74 @@
+"""sora-widgets: Sora 2 image-to-video on fal.ai as a notebook experience.
+
+Schema-driven controls, a generation helper that never loses a job, an SQLite history one call
+from a DataFrame, and side-by-side comparisons. Heavy parts (widgets, pandas, video) are
+imported on first use so `import sora_widgets` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._errors import (
+    BudgetError,
+    CredentialsError,
+    GenerationError,
+    HistoryError,
+    OfflineError,
+    SchemaError,
+    SoraWidgetsError,
+    ValidationError,
+)
+from ._version import __version__
+from .records import Generation, JobEvent, JobStatus
+from .schema import EndpointSchema, Field, bundled_endpoints, fetch_schema, load_schema
+
+#: public names served lazily: name -> module that defines it
+_LAZY = {
+    "History": "history",
+    "estimate_cost": "pricing",
+    "Job": "jobs",
+    "generate": "jobs",
+    "generate_async": "jobs",
+    "submit": "jobs",
+    "resume": "jobs",
+    "Panel": "widgets.panel",
+    "Sweep": "sweep",
+    "sweep": "sweep",
+    "metrics": "analysis",
+}
+
+__all__ = sorted([
+    "BudgetError",
+    "CredentialsError",
+    "EndpointSchema",
+    "Field",
+    "Generation",
+    "GenerationError",
+    "HistoryError",
+    "JobEvent",
+    "JobStatus",
+    "OfflineError",
+    "SchemaError",
+    "SoraWidgetsError",
+    "ValidationError",
+    "__version__",
+    "bundled_endpoints",
+    "fetch_schema",
+    "load_schema",
+    *_LAZY,
+])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sora_widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

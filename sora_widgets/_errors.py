@@ -1,0 +1,102 @@
+"""One error tree for everything sora_widgets raises on purpose.
+
+    SoraWidgetsError
+    ├── ValidationError (also ValueError)   bad arguments, caught before anything is sent
+    ├── SchemaError                          a schema that cannot be read or found
+    │   └── OfflineError                     a live document needed but the network is unreachable
+    ├── BudgetError (also ValueError)        a sweep whose estimate exceeds its budget
+    ├── GenerationError                      a job that failed, was cancelled or could not be followed
+    │   └── CredentialsError                 fal refused or is missing the key (never shows the key)
+    └── HistoryError                         a history file that is corrupt, foreign or too new
+
+Errors carry their context as keyword-only attributes (field, endpoint, request id, history id),
+never secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SoraWidgetsError(Exception):
+    """Base class of every error sora_widgets raises on purpose."""
+
+
+class ValidationError(SoraWidgetsError, ValueError):
+    """Arguments that the endpoint would reject; `.errors` lists every (field, message) pair."""
+
+    def __init__(self, errors: list[tuple[str, str]], *, endpoint_id: str | None = None) -> None:
+        self.errors = list(errors)
+        self.endpoint_id = endpoint_id
+        where = f" for {endpoint_id}" if endpoint_id else ""
+        lines = "\n".join(f"  - {field}: {message}" for field, message in self.errors)
+        noun = "problem" if len(self.errors) == 1 else "problems"
+        super().__init__(f"{len(self.errors)} {noun} with the arguments{where}:\n{lines}")
+
+    @property
+    def fields(self) -> list[str]:
+        """The names of the fields that have a problem, in order, without repeats."""
+        return list(dict.fromkeys(field for field, _ in self.errors))
+
+
+class SchemaError(SoraWidgetsError):
+    """An endpoint schema that cannot be found or read."""
+
+    def __init__(self, message: str, *, endpoint_id: str | None = None) -> None:
+        self.endpoint_id = endpoint_id
+        super().__init__(message)
+
+
+class OfflineError(SchemaError):
+    """A live document or service was needed but could not be reached."""
+
+
+class BudgetError(SoraWidgetsError, ValueError):
+    """A sweep or request whose estimated cost exceeds the budget it was given."""
+
+    def __init__(self, message: str, *, estimate_usd: float, budget_usd: float) -> None:
+        self.estimate_usd = estimate_usd
+        self.budget_usd = budget_usd
+        super().__init__(message)
+
+
+class GenerationError(SoraWidgetsError):
+    """A generation that did not produce a video: failed, cancelled, refused or lost.
+
+    `kind` names the cause in one word (e.g. "validation", "content_policy", "credentials",
+    "rate_limited", "timeout", "cancelled", "server", "network"), `generation` is the
+    Generation record when there is one, `history_id` its row in the history.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        endpoint_id: str | None = None,
+        request_id: str | None = None,
+        history_id: int | None = None,
+        field: str | None = None,
+        status_code: int | None = None,
+        generation: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.endpoint_id = endpoint_id
+        self.request_id = request_id
+        self.history_id = history_id
+        self.field = field
+        self.status_code = status_code
+        self.generation = generation
+        super().__init__(message)
+
+
+class CredentialsError(GenerationError):
+    """fal has no key, or refused the one it was given; the message names the variable only."""
+
+
+class HistoryError(SoraWidgetsError):
+    """A history file that is corrupt, not a sora_widgets history, or from a newer release."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)

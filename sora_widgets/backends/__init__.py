@@ -1,0 +1,1 @@
+"""Backends run generations: `fal` through fal_client's queue, `preview` offline on this machine."""
