@@ -1,1 +1,59 @@
-"""Backends run generations: `fal` through fal_client's queue, `preview` offline on this machine."""
+"""Backends run generations: `fal` through fal_client's queue, `preview` offline on this machine.
+
+`resolve_backend(None)` picks fal when a key is set (FAL_KEY, or FAL_KEY_ID with FAL_KEY_SECRET)
+and the offline preview otherwise, so a new user's first run always succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .base import Backend
+
+__all__ = ["Backend", "key_source", "resolve_backend"]
+
+_cache: dict[tuple[str, str], Backend] = {}
+_lock = threading.Lock()
+
+
+def key_source() -> str | None:
+    """The name of the environment variable(s) fal's key comes from, or None; never the key."""
+    if os.environ.get("FAL_KEY"):
+        return "FAL_KEY"
+    if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
+        return "FAL_KEY_ID + FAL_KEY_SECRET"
+    return None
+
+
+def resolve_backend(spec: str | Backend | None, *, media_dir: Path) -> Backend:
+    """A backend instance for "fal", "preview", None (fal with a key, else preview) or an instance.
+
+    Instances are reused per kind and media folder, so fal's upload cache and the preview's
+    renders survive between calls.
+    """
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    name = spec or ("fal" if key_source() else "preview")
+    if name not in ("fal", "preview"):
+        from .._errors import ValidationError
+
+        raise ValidationError([("backend", f'must be "fal", "preview", None or a backend instance '
+                                           f"(got {name!r})")])
+    cache_key = (name, str(Path(media_dir).resolve()))
+    with _lock:
+        if cache_key not in _cache:
+            _cache[cache_key] = _build(name, media_dir)
+        return _cache[cache_key]
+
+
+def _build(name: str, media_dir: Path) -> Any:
+    if name == "fal":
+        from .fal import FalBackend
+
+        return FalBackend()
+    from .preview import PreviewBackend
+
+    return PreviewBackend(media_dir=media_dir)

@@ -1,0 +1,141 @@
+"""Every failure talking to fal becomes a GenerationError here, and only here.
+
+`translate(exc, ctx)` maps httpx errors (transport failures, `HTTPStatusError` for fal's
+answers), fal_client's `FalClientHTTPError` (uploads) and `MissingCredentialsError` to a
+`GenerationError` whose `kind` says what happened; callers `raise translate(exc, ctx) from exc`.
+Messages name the key's variable, never its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .._errors import CredentialsError, GenerationError
+
+#: names of fal error types / categories that mean "blocked as intellectual property" (unverified:
+#: fal documents only content_policy_violation; Sora's `detect_and_block_ip` may use either)
+_IP_MARKERS = ("intellectual_property", "ip_blocked", "ip_violation", "copyright", "intellectual property")
+_TIMEOUT_TYPES = {"request_timeout", "startup_timeout", "generation_timeout"}
+
+MISSING_KEY = ("No fal key: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET), or pass key= to "
+               "FalBackend; without a key use the offline preview backend.")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a failure happened: which call, which job, and where the key came from."""
+
+    action: str  # "submit" | "status" | "stream" | "result" | "cancel" | "upload"
+    endpoint_id: str
+    key_source: str
+    request_id: str | None = None
+
+
+def translate(exc: BaseException, ctx: Context) -> GenerationError:
+    """The GenerationError that explains `exc` to a notebook user."""
+    from fal_client.auth import MissingCredentialsError
+    from fal_client.client import FalClientHTTPError
+
+    if isinstance(exc, MissingCredentialsError):
+        return _error(ctx, "credentials", MISSING_KEY, cls=CredentialsError)
+    if isinstance(exc, httpx.HTTPStatusError):
+        return _from_response(exc.response.status_code, _json(exc.response), exc.response.headers, ctx)
+    if isinstance(exc, FalClientHTTPError):
+        return _from_response(exc.status_code, _json(exc.response), exc.response.headers, ctx)
+    if isinstance(exc, httpx.TransportError):
+        return _from_transport(exc, ctx)
+    return _error(ctx, "error", f"fal {ctx.action} failed: {type(exc).__name__}: {exc}")
+
+
+def _from_transport(exc: httpx.TransportError, ctx: Context) -> GenerationError:
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    if ctx.action == "submit" and not unsent:
+        return _error(ctx, "network", f"fal did not answer the submission ({reason}). It may have been "
+                      "accepted and may still run (and be billed); it was not sent again. Check your "
+                      "fal dashboard before generating the same request again.")
+    if unsent:
+        return _error(ctx, "network", f"Could not reach fal for {ctx.action} ({reason}); check the "
+                      "network connection.")
+    if isinstance(exc, httpx.TimeoutException):
+        return _error(ctx, "timeout", f"fal did not answer the {ctx.action} request in time ({reason}).")
+    return _error(ctx, "network", f"The connection to fal broke during {ctx.action} ({reason}).")
+
+
+def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context) -> GenerationError:
+    detail = body.get("detail") if isinstance(body, dict) else None
+    error_type = (body.get("error_type") if isinstance(body, dict) else None) or headers.get("x-fal-error-type")
+    if status in (401, 403):
+        return _error(ctx, "credentials", f"fal refused the key from {ctx.key_source} (HTTP {status}). "
+                      f"Check that {ctx.key_source} holds a valid, active fal key.",
+                      status=status, cls=CredentialsError)
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        return _from_detail_list(status, detail, ctx)
+    text = _short(detail if detail is not None else body)
+    if ctx.action == "cancel" and status == 400:
+        return _error(ctx, "already_completed", "The job had already finished, so it could not be "
+                      "cancelled; its result can still be fetched.", status=status)
+    if error_type == "client_cancelled" or (status == 400 and "cancel" in text.lower()):
+        return _error(ctx, "cancelled", "The job was cancelled.", status=status)
+    if status == 429:
+        return _error(ctx, "rate_limited", "fal is rate limiting this key (HTTP 429) and kept doing so "
+                      "through the retries; wait a little or run fewer jobs at once.", status=status)
+    if status == 504 or error_type in _TIMEOUT_TYPES:
+        return _error(ctx, "timeout", f"The job timed out on fal's side (HTTP {status}): {text}", status=status)
+    if status == 404:
+        return _error(ctx, "not_found", f"fal does not know this request (HTTP 404); it may have "
+                      f"expired or belong to another endpoint: {text}", status=status)
+    if status >= 500:
+        return _error(ctx, "server", f"fal had a server error during {ctx.action} (HTTP {status}) and it "
+                      f"persisted through the retries: {text}", status=status)
+    return _error(ctx, "rejected", f"fal rejected the {ctx.action} request (HTTP {status}): {text}", status=status)
+
+
+def _from_detail_list(status: int, detail: list[Any], ctx: Context) -> GenerationError:
+    """fal's typed errors: `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`."""
+    items = [item for item in detail if isinstance(item, dict)]
+    first = items[0]
+    field = _field(first)
+    types = [str(item.get("type", "")) for item in items]
+    if any("content_policy" in t or _is_ip(item) for t, item in zip(types, items)):
+        if any(_is_ip(item) for item in items):
+            return _error(ctx, "ip_blocked", f"fal blocked the {field or 'input'} because it appears to "
+                          "show protected intellectual property (a known character, brand or person). "
+                          "Change the prompt or image.", status=status, field=field)
+        return _error(ctx, "content_policy", f"fal's content checker refused the {field or 'input'}. "
+                      "Rephrase the prompt or use another image; sending it again will fail the same way.",
+                      status=status, field=field)
+    parts = [f"{_field(item) or 'input'}: {item.get('msg', item.get('type', 'invalid'))}" for item in items]
+    return _error(ctx, "validation", "fal rejected the arguments: " + "; ".join(parts), status=status, field=field)
+
+
+def _is_ip(item: dict[str, Any]) -> bool:
+    text = " ".join(str(x) for x in (item.get("type"), item.get("msg"), item.get("categories"))).lower()
+    return any(marker in text for marker in _IP_MARKERS)
+
+
+def _field(item: dict[str, Any]) -> str | None:
+    loc = [part for part in item.get("loc") or [] if isinstance(part, str) and part != "body"]
+    return loc[-1] if loc else None
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error(ctx: Context, kind: str, message: str, *, status: int | None = None, field: str | None = None,
+           cls: type[GenerationError] = GenerationError) -> GenerationError:
+    return cls(message, kind=kind, endpoint_id=ctx.endpoint_id, request_id=ctx.request_id,
+               field=field, status_code=status)

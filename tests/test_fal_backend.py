@@ -1,0 +1,449 @@
+"""FalBackend against the fake fal server, through the real fal_client and httpx over HTTPS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fakefal import FakeFal, Fault, content_policy_error, validation_error
+from sora_widgets._errors import CredentialsError, GenerationError, ValidationError
+from sora_widgets.backends._fal_errors import Context, translate
+from sora_widgets.backends.base import Backend
+from sora_widgets.backends.fal import FalBackend
+from sora_widgets.records import JobEvent
+
+APP = "fal-ai/sora-2/image-to-video"
+KEY = "sk-test-VERY-SECRET-4242"
+ARGS = {"prompt": "a lighthouse at dusk", "image_url": "https://example.com/frame.png", "duration": 4}
+
+#: every message and repr a test produced, checked for the key at the end of the module
+SEEN_TEXT: list[str] = []
+
+
+@pytest.fixture
+def fal(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> FalBackend:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fakefal.configure(queue_s=0.1, run_s=0.3)
+    return FalBackend(backoff_s=0.02, max_backoff_s=0.1, poll_min_s=0.05, poll_max_s=0.2)
+
+
+async def follow(fal: FalBackend, request_id: str) -> list[JobEvent]:
+    return [event async for event in fal.events(APP, request_id)]
+
+
+async def run_job(fal: FalBackend) -> tuple[str, list[JobEvent], dict]:
+    request_id = await fal.submit(APP, ARGS)
+    events = await follow(fal, request_id)
+    return request_id, events, await fal.result(APP, request_id)
+
+
+def failure(info: pytest.ExceptionInfo[GenerationError]) -> GenerationError:
+    SEEN_TEXT.extend([str(info.value), repr(info.value)])
+    return info.value
+
+
+# -- following a job ---------------------------------------------------------------------------
+
+
+async def test_stream_follows_a_3s_job_in_at_most_5_requests(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(queue_s=0.4, run_s=2.6, logs=["Starting", "Rendering", "Encoding"])
+    started = time.monotonic()
+    request_id, events, result = await run_job(fal)
+    lag = time.monotonic() - started - 3.0
+    assert fakefal.count() <= 5 and fakefal.count("status") == 0
+    assert dict(fakefal.counts) == {"submit": 1, "stream": 1, "result": 1}
+    assert events[0].kind == "queued" and events[0].position is not None
+    assert events[-1].kind == "completed" and sum(e.is_final for e in events) == 1
+    assert [line for e in events for line in e.logs] == ["Starting", "Rendering", "Encoding"]
+    running = [e for e in events if e.kind == "running"]
+    assert running and all(e.elapsed_s is not None for e in running)
+    assert lag < 0.5, f"completion noticed {lag:.2f}s late"
+    assert result["video"]["url"] == fakefal.media_url("video.mp4")
+    assert fakefal.of_kind("stream")[0].query["logs"] == ["1"]
+    assert fakefal.of_kind("stream")[0].path.endswith(f"/requests/{request_id}/status/stream")
+
+
+async def test_broken_stream_is_reopened_then_polling_takes_over(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(queue_s=0.1, run_s=0.6, logs=["a", "b", "c"])
+    fakefal.add_fault("stream", Fault.break_stream(after_events=1), times=10)
+    _, events, result = await run_job(fal)
+    assert fakefal.count("stream") == 1 + fal.stream_reopens
+    assert fakefal.count("status") >= 1
+    assert events[-1].kind == "completed" and result["video_id"]
+    assert [line for e in events for line in e.logs] == ["a", "b", "c"]
+
+
+async def test_unavailable_stream_falls_back_to_adaptive_polling(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(queue_s=0.3, run_s=0.6)
+    fakefal.add_fault("stream", Fault.http(404))
+    _, events, _ = await run_job(fal)
+    assert fakefal.count("stream") == 1 and events[-1].kind == "completed"
+    polls = fakefal.of_kind("status")
+    assert all(r.query["logs"] == ["1"] for r in polls)
+    assert len(polls) < 0.9 / 0.05, "polling should back off"
+
+
+async def test_polling_interval_grows_to_its_cap(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fakefal.configure(queue_s=2.0, run_s=0.2)
+    fal = FalBackend(use_stream=False, poll_min_s=0.25, poll_max_s=3.0)
+    await run_job(fal)
+    assert fakefal.count("stream") == 0
+    assert 4 <= fakefal.count("status") <= 7  # 0.25, 0.375, 0.56, 0.84 ... vs 22 at 0.1 s
+
+
+async def test_status_5xx_and_drops_are_retried(fal: FalBackend, fakefal: FakeFal) -> None:
+    fal.use_stream = False
+    fakefal.add_fault("status", Fault.http(503), times=2)
+    fakefal.add_fault("status", Fault.nginx(502))
+    fakefal.add_fault("status", Fault.drop())
+    fakefal.add_fault("status", Fault.rate_limited(0.05))
+    _, events, _ = await run_job(fal)
+    assert events[-1].kind == "completed" and fakefal.count("status") >= 6
+
+
+async def test_result_honours_retry_after(fal: FalBackend, fakefal: FakeFal) -> None:
+    request_id = await fal.submit(APP, ARGS)
+    await follow(fal, request_id)
+    fakefal.add_fault("result", Fault.rate_limited(0.4))
+    started = time.monotonic()
+    assert (await fal.result(APP, request_id))["video_id"]
+    assert time.monotonic() - started >= 0.4 and fakefal.count("result") == 2
+
+
+async def test_resume_from_a_request_id_with_a_fresh_backend(fal: FalBackend, fakefal: FakeFal) -> None:
+    request_id = await fal.submit(APP, ARGS)
+    await fal.aclose()
+    del fal  # the "kernel restart"
+    fresh = FalBackend()
+    events = await follow(fresh, request_id)
+    assert events[-1].kind == "completed"
+    assert (await fresh.result(APP, request_id))["video_id"]
+    assert fakefal.count("submit") == 1
+    again = await follow(fresh, request_id)  # a finished job: one event, no waiting
+    assert [e.kind for e in again] == ["completed"]
+
+
+async def test_backend_works_across_event_loops(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fakefal.configure(queue_s=0, run_s=0.05)
+    fal = FalBackend()
+    request_id = await fal.submit(APP, ARGS)
+    elsewhere = await asyncio.to_thread(asyncio.run, follow(fal, request_id))  # e.g. a script's own loop
+    assert elsewhere[-1].kind == "completed"
+    assert (await fal.result(APP, request_id))["video_id"]
+
+
+# -- submit: once, and only once ------------------------------------------------------------------
+
+
+async def test_submit_is_not_resent_after_a_dropped_connection(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.add_fault("submit", Fault.drop_after())
+    with pytest.raises(GenerationError) as info:
+        await fal.submit(APP, ARGS)
+    error = failure(info)
+    assert error.kind == "network" and "may have been accepted" in str(error)
+    assert fakefal.count("submit") == 1 and len(fakefal.jobs) == 1
+
+
+async def test_submit_is_not_resent_after_a_read_timeout(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fakefal.add_fault("submit", Fault.delay(1.0))
+    fal = FalBackend(read_timeout_s=0.3)
+    with pytest.raises(GenerationError) as info:
+        await fal.submit(APP, ARGS)
+    assert failure(info).kind == "network" and "not sent again" in str(info.value)
+    assert fakefal.count("submit") == 1
+
+
+async def test_submit_is_retried_when_the_connection_was_refused(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.refuse_connections(2)
+    assert await fal.submit(APP, ARGS)
+    assert fakefal.count("submit") == 1 and len(fakefal.jobs) == 1
+
+
+@pytest.mark.parametrize(("fault", "kind"), [(Fault.http(503), "server"), (Fault.nginx(502), "server"),
+                                             (Fault.http(400, {"detail": "bad"}), "rejected")])
+async def test_submit_errors_with_a_response_are_not_retried(fal: FalBackend, fakefal: FakeFal, fault: Fault, kind: str) -> None:
+    fakefal.add_fault("submit", fault)
+    with pytest.raises(GenerationError) as info:
+        await fal.submit(APP, ARGS)
+    assert failure(info).kind == kind and fakefal.count("submit") == 1
+
+
+async def test_result_not_retried_when_fal_says_so(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(queue_s=0, run_s=0)
+    request_id = await fal.submit(APP, ARGS)
+    fakefal.add_fault("result", Fault.http(503, {"detail": "runner gone"}, X_Fal_Retryable="false"))
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    assert failure(info).kind == "server" and fakefal.count("result") == 1
+
+
+async def test_submit_retries_429(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.add_fault("submit", Fault.rate_limited(0.1))
+    assert await fal.submit(APP, ARGS)
+    assert fakefal.count("submit") == 2 and len(fakefal.jobs) == 1
+
+
+# -- failures as GenerationErrors -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("error", "kind", "field"), [
+    (validation_error("duration", "Input should be 4, 8, 12, 16 or 20", "enum"), "validation", "duration"),
+    (content_policy_error("prompt"), "content_policy", "prompt"),
+    (content_policy_error("image_url", ("intellectual_property",)), "ip_blocked", "image_url"),
+    ((504, {"detail": "Request timed out", "error_type": "request_timeout"}), "timeout", None),
+    ((500, {"detail": "Runner crashed", "error_type": "runner_server_error"}), "server", None),
+])
+async def test_failed_jobs_raise_from_result(fal: FalBackend, fakefal: FakeFal, error: tuple, kind: str, field: str | None) -> None:
+    fakefal.configure(error=error)
+    request_id = await fal.submit(APP, ARGS)
+    assert (await follow(fal, request_id))[-1].kind == "completed"
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    error_ = failure(info)
+    assert (error_.kind, error_.field, error_.request_id, error_.endpoint_id) == (kind, field, request_id, APP)
+    if field:
+        assert field in str(error_)
+    assert fakefal.count("result") == 1, "a job's own failure is not retried"
+
+
+async def test_validation_message_names_the_field_and_fal_message(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(error=validation_error("prompt", "String should have at most 5000 characters"))
+    request_id = await fal.submit(APP, ARGS)
+    await follow(fal, request_id)
+    with pytest.raises(GenerationError, match="prompt: String should have at most 5000 characters"):
+        await fal.result(APP, request_id)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_key_names_the_variable_never_the_value(fal: FalBackend, fakefal: FakeFal, status: int) -> None:
+    fakefal.add_fault("submit", Fault.http(status, {"detail": "Invalid key"}))
+    with pytest.raises(CredentialsError) as info:
+        await fal.submit(APP, ARGS)
+    error = failure(info)
+    assert error.kind == "credentials" and "FAL_KEY" in str(error) and KEY not in str(error)
+
+
+async def test_refused_key_pair(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY_ID", "id-123")
+    monkeypatch.setenv("FAL_KEY_SECRET", "secret-456")
+    fakefal.accepted_keys = {"something-else"}
+    fal = FalBackend()
+    assert fal.describe() == "fal.ai (key from FAL_KEY_ID and FAL_KEY_SECRET)"
+    with pytest.raises(CredentialsError, match="FAL_KEY_ID and FAL_KEY_SECRET") as info:
+        await fal.submit(APP, ARGS)
+    assert "secret-456" not in str(failure(info))
+    assert fakefal.of_kind("submit")[0].headers["authorization"] == "Key id-123:secret-456"
+
+
+async def test_missing_key_raises_before_anything_is_sent(fakefal: FakeFal) -> None:
+    fal = FalBackend()
+    assert fal.describe() == "fal.ai (no key found: set FAL_KEY)"
+    for call in (fal.submit(APP, ARGS), fal.result(APP, "r"), fal.cancel(APP, "r"), follow(fal, "r")):
+        with pytest.raises(CredentialsError, match="FAL_KEY"):
+            await call
+    assert fakefal.count() == 0
+
+
+async def test_rate_limit_that_outlasts_the_deadline(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fakefal.configure(queue_s=0, run_s=0)
+    fal = FalBackend(retry_deadline_s=1.0)
+    request_id = await fal.submit(APP, ARGS)
+    fakefal.add_fault("result", Fault.rate_limited(5))
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    assert failure(info).kind == "rate_limited" and fakefal.count("result") == 1
+
+
+async def test_persistent_5xx_and_drops_end_as_server_and_network(fal: FalBackend, fakefal: FakeFal) -> None:
+    fal.max_attempts = 3
+    request_id = await fal.submit(APP, ARGS)
+    await follow(fal, request_id)
+    fakefal.add_fault("result", Fault.http(503), times=3)
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    assert failure(info).kind == "server" and fakefal.count("result") == 3
+    fakefal.add_fault("result", Fault.drop(), times=3)
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    assert failure(info).kind == "network"
+    assert (await fal.result(APP, request_id))["video_id"]
+
+
+async def test_slow_result_times_out(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fakefal.configure(queue_s=0, run_s=0)
+    fal = FalBackend(read_timeout_s=0.2, max_attempts=2, backoff_s=0.01)
+    request_id = await fal.submit(APP, ARGS)
+    fakefal.add_fault("result", Fault.delay(0.6), times=2)
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    assert failure(info).kind == "timeout" and fakefal.count("result") == 2
+
+
+async def test_unknown_request_id(fal: FalBackend) -> None:
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, "no-such-request")
+    assert failure(info).kind == "not_found"
+
+
+# -- cancel ---------------------------------------------------------------------------------------
+
+
+async def test_cancel_a_running_job(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(queue_s=0.1, run_s=5)
+    request_id = await fal.submit(APP, ARGS)
+    await fal.cancel(APP, request_id)
+    events = await follow(fal, request_id)
+    assert events[-1].kind == "completed" and events[-1].message
+    with pytest.raises(GenerationError) as info:
+        await fal.result(APP, request_id)
+    assert failure(info).kind == "cancelled"
+    assert fakefal.of_kind("cancel")[0].method == "PUT"
+
+
+async def test_cancel_of_a_completed_job_says_already_completed(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.configure(queue_s=0, run_s=0)
+    request_id = await fal.submit(APP, ARGS)
+    with pytest.raises(GenerationError) as info:
+        await fal.cancel(APP, request_id)
+    assert failure(info).kind == "already_completed"
+    assert (await fal.result(APP, request_id))["video_id"]
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+class RecordingUploader:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str, str]] = []
+
+    async def __call__(self, data: bytes, content_type: str, file_name: str) -> str:
+        self.calls.append((len(data), content_type, file_name))
+        await asyncio.sleep(0.01)
+        return f"https://cdn.example/{len(self.calls)}/{file_name}"
+
+
+async def test_local_images_are_uploaded_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    first, copy, other = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.jpg"
+    first.write_bytes(b"\x89PNG same bytes")
+    copy.write_bytes(b"\x89PNG same bytes")
+    other.write_bytes(b"\xff\xd8 jpeg")
+    uploader = RecordingUploader()
+    fal = FalBackend(uploader=uploader)
+    sent = await fal.prepare(APP, {**ARGS, "image_url": str(first)})
+    assert sent["image_url"] == "https://cdn.example/1/a.png" and sent["prompt"] == ARGS["prompt"]
+    many = await asyncio.gather(*(fal.prepare(APP, {"image_url": p}) for p in (copy, first, str(copy))))
+    assert {m["image_url"] for m in many} == {"https://cdn.example/1/a.png"}
+    both = await fal.prepare(APP, {"image_urls": [str(other), "https://x/y.png"], "end_image_url": other})
+    assert both["image_urls"] == ["https://cdn.example/2/c.jpg", "https://x/y.png"]
+    assert both["end_image_url"] == "https://cdn.example/2/c.jpg"
+    assert uploader.calls == [(15, "image/png", "a.png"), (7, "image/jpeg", "c.jpg")]
+
+
+async def test_urls_pass_through_and_bad_inputs_name_the_field(tmp_path: Path) -> None:
+    uploads: list[bytes] = []
+    fal = FalBackend(uploader=lambda data, ctype, name: uploads.append(data) or "https://cdn/x")
+    args = {"image_url": "data:image/png;base64,AAAA", "video_url": "http://h/v.mp4", "duration": 4}
+    assert await fal.prepare(APP, args) == args
+    for bad in ("javascript:alert(1)", "file:///etc/passwd", str(tmp_path / "missing.png")):
+        with pytest.raises(ValidationError) as info:
+            await fal.prepare(APP, {"image_url": bad})
+        assert info.value.fields == ["image_url"]
+    assert (await fal.prepare(APP, {"image_url": b"raw"}))["image_url"] == "https://cdn/x"  # sync uploader
+    assert uploads == [b"raw"]
+
+
+async def test_persistent_upload_cache_is_used(tmp_path: Path) -> None:
+    image = tmp_path / "i.png"
+    image.write_bytes(b"cached")
+    import hashlib
+
+    cache = {hashlib.sha256(b"cached").hexdigest(): "https://cdn/old"}
+    uploader = RecordingUploader()
+    fal = FalBackend(uploader=uploader, upload_cache=cache)
+    assert (await fal.prepare(APP, {"image_url": image}))["image_url"] == "https://cdn/old"
+    assert uploader.calls == []
+
+
+# -- identity, secrets and the error table --------------------------------------------------------
+
+
+def test_backend_protocol_and_plain_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", KEY)
+    fal = FalBackend()
+    assert isinstance(fal, Backend) and fal.name == "fal"
+    assert fal.describe() == "fal.ai (key from FAL_KEY)"
+    passed = FalBackend(key="explicit-secret")
+    assert "explicit-secret" not in repr(passed) + passed.describe()
+    SEEN_TEXT.extend([repr(fal), fal.describe(), str(vars(fal))])
+
+
+def _status_error(status: int, body: object, **headers: str) -> httpx.HTTPStatusError:
+    request = httpx.Request("GET", "https://queue.fal.run/x/y/requests/r")
+    response = httpx.Response(status, json=body, headers=headers, request=request)
+    return httpx.HTTPStatusError("error", request=request, response=response)
+
+
+@pytest.mark.parametrize(("action", "exc", "kind"), [
+    ("result", _status_error(422, {"detail": [{"loc": ["body", "prompt"], "msg": "too long", "type": "x"}]}), "validation"),
+    ("result", _status_error(422, {"detail": [{"loc": ["body", "prompt"], "msg": "m", "type": "content_policy_violation"}]}), "content_policy"),
+    ("result", _status_error(422, {"detail": [{"loc": ["body", "image_url"], "msg": "m", "type": "content_policy_violation",
+                                               "categories": ["intellectual_property"]}]}), "ip_blocked"),
+    ("submit", _status_error(401, {"detail": "no"}), "credentials"),
+    ("submit", _status_error(403, {"detail": "no"}), "credentials"),
+    ("status", _status_error(429, {"detail": "slow down"}), "rate_limited"),
+    ("result", _status_error(504, {"detail": "timed out"}), "timeout"),
+    ("result", _status_error(503, {"detail": "x"}), "server"),
+    ("result", _status_error(404, {"detail": "x"}), "not_found"),
+    ("result", _status_error(400, {"detail": "Request was cancelled", "error_type": "client_cancelled"}), "cancelled"),
+    ("cancel", _status_error(400, {"status": "ALREADY_COMPLETED"}), "already_completed"),
+    ("submit", _status_error(400, {"detail": "bad"}), "rejected"),
+    ("status", httpx.ReadTimeout("read"), "timeout"),
+    ("status", httpx.ConnectError("refused"), "network"),
+    ("submit", httpx.ReadTimeout("read"), "network"),
+    ("submit", httpx.RemoteProtocolError("gone"), "network"),
+    ("upload", httpx.ConnectTimeout("slow"), "network"),
+])
+def test_every_lower_level_error_is_translated(action: str, exc: Exception, kind: str) -> None:
+    error = translate(exc, Context(action, APP, "FAL_KEY", "req-1"))
+    assert isinstance(error, GenerationError) and error.kind == kind
+    assert isinstance(error, CredentialsError) == (kind == "credentials")
+    assert error.request_id == "req-1" and str(error)
+
+
+def test_fal_client_errors_are_translated() -> None:
+    from fal_client.auth import MissingCredentialsError
+    from fal_client.client import FalClientHTTPError
+
+    response = httpx.Response(422, json={"detail": [{"loc": ["body", "image_url"], "msg": "bad", "type": "t"}]},
+                              request=httpx.Request("POST", "https://rest.fal.ai/upload"))
+    upload_error = FalClientHTTPError("bad", 422, dict(response.headers), response=response)
+    assert translate(upload_error, Context("upload", APP, "FAL_KEY")).field == "image_url"
+    assert translate(MissingCredentialsError("x"), Context("submit", APP, "no key")).kind == "credentials"
+
+
+async def test_the_key_never_leaks(fal: FalBackend, fakefal: FakeFal, caplog: pytest.LogCaptureFixture) -> None:
+    """Runs last in this module: a full job plus failures, then every text this module saw."""
+    caplog.set_level(logging.DEBUG)
+    fakefal.add_fault("status", Fault.http(503))
+    fakefal.add_fault("stream", Fault.break_stream(1))
+    fal.use_stream = True
+    request_id, events, result = await run_job(fal)
+    fakefal.add_fault("result", Fault.http(401))
+    with pytest.raises(CredentialsError) as info:
+        await fal.result(APP, request_id)
+    failure(info)
+    texts = SEEN_TEXT + [caplog.text, repr(fal), fal.describe(), repr(events), repr(result)]
+    assert all(KEY not in text for text in texts)
+    assert all(KEY.encode() not in r.body for r in fakefal.requests)
+    assert {r.headers.get("authorization") for r in fakefal.requests if r.kind != "media"} == {f"Key {KEY}"}

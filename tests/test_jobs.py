@@ -1,0 +1,136 @@
+"""The generation helper end to end on the offline preview backend: nothing lost, nothing sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import sora_widgets as sw
+
+
+def _png(color: tuple[int, int, int] = (200, 80, 40), size: tuple[int, int] = (320, 180)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> sw.History:
+    return sw.History(tmp_path / "runs" / "history.sqlite")
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "first.png"
+    path.write_bytes(_png())
+    return path
+
+
+def test_first_run_without_a_key_uses_the_preview_and_makes_a_playable_video(
+        log: sw.History, image: Path) -> None:
+    gen = sw.generate(prompt="a red square breathing", image_url=image, history=log, timeout=120)
+    assert gen.status is sw.JobStatus.COMPLETED and gen.backend == "preview"
+    assert gen.note and "no model" in gen.note.lower()
+    assert gen.video_path and Path(gen.video_path).stat().st_size > 1000
+    assert Path(gen.video_path).is_relative_to(log.media_dir)
+    row = log.get(gen.history_id)
+    assert row["status"] == "completed" and row["backend"] == "preview"
+    assert row["request_id"] == gen.request_id
+    assert row["arguments"]["duration"] == 4 and row["image_sha256"]
+    assert row["total_s"] is not None and row["cost_usd"] == pytest.approx(0.4)
+    assert "<video" in gen._repr_html_()
+
+
+def test_invalid_arguments_are_refused_before_anything_is_recorded(log: sw.History) -> None:
+    with pytest.raises(sw.ValidationError) as info:
+        sw.submit(prompt="x", image_url="https://e.com/a.png", durration=8, history=log)
+    assert info.value.fields == ["durration"]
+    assert len(log) == 0
+
+
+def test_missing_local_image_names_the_field(log: sw.History, tmp_path: Path) -> None:
+    with pytest.raises(sw.ValidationError) as info:
+        sw.submit(prompt="x", image_url=tmp_path / "nope.png", history=log)
+    assert info.value.fields == ["image_url"]
+    assert len(log) == 0
+
+
+def test_submit_returns_at_once_and_events_arrive_in_order(log: sw.History) -> None:
+    seen: list[str] = []
+    job = sw.submit(prompt="waves", image_url=_png(), history=log, backend="preview",
+                    on_event=lambda _job, event: seen.append(event.kind))
+    assert job.status in (sw.JobStatus.PENDING, sw.JobStatus.QUEUED, sw.JobStatus.RUNNING)
+    gen = job.result(timeout=120)
+    assert gen.ok and job.done()
+    assert seen[-1] == "completed" and "running" in seen
+    assert seen.index("running") < seen.index("completed")
+
+
+def test_generate_async_works_inside_a_running_loop(log: sw.History) -> None:
+    async def main() -> tuple[sw.Generation, list[str]]:
+        job = sw.submit(prompt="async", image_url=_png(), history=log)
+        kinds = [event.kind async for event in job]
+        return await sw.generate_async(prompt="again", image_url=_png((1, 2, 3)), history=log), kinds
+
+    gen, kinds = asyncio.run(main())
+    assert gen.ok and kinds[-1] == "completed"
+    assert len(log) == 2
+
+
+def test_cancel_ends_the_row_cancelled_and_result_raises(log: sw.History) -> None:
+    job = sw.submit(prompt="long one", image_url=_png(), duration=20, history=log)
+    job.cancel()
+    with pytest.raises(sw.GenerationError) as info:
+        job.result(timeout=60)
+    assert info.value.kind == "cancelled" and info.value.history_id == job.history_id
+    assert log.get(job.history_id)["status"] == "cancelled"
+
+
+def test_result_timeout_leaves_the_job_running(log: sw.History) -> None:
+    job = sw.submit(prompt="slow", image_url=_png(), duration=8, history=log)
+    with pytest.raises(TimeoutError, match="keeps running"):
+        job.result(timeout=0.01)
+    assert job.result(timeout=120).ok
+
+
+KILLED_KERNEL = """
+import os, sys, time
+import sora_widgets as sw
+log = sw.History(sys.argv[1])
+job = sw.submit(prompt="restart me", image_url=sys.argv[2], duration=8, history=log,
+                backend="preview")
+while job.request_id is None or log.get(job.history_id)["request_id"] is None:
+    time.sleep(0.01)
+print(job.history_id, flush=True)
+os._exit(0)  # the kernel dies: no clean-up, the job's task dies with it
+"""
+
+
+def test_resume_finishes_a_job_submitted_before_a_restart(log: sw.History, image: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", KILLED_KERNEL, str(log.path), str(image)],
+                         capture_output=True, text=True, timeout=120, check=True)
+    row_id = int(out.stdout.split()[-1])
+    assert log.get(row_id)["status"] in ("queued", "running")
+    jobs = sw.resume(sw.History(log.path))
+    assert [j.history_id for j in jobs] == [row_id]
+    gen = jobs[0].result(timeout=120)
+    assert gen.ok and Path(gen.video_path).is_file()
+    assert log.get(row_id)["status"] == "completed"
+
+
+def test_resume_marks_a_row_that_died_before_submit_as_failed(log: sw.History) -> None:
+    row = log.start("fal-ai/sora-2/image-to-video", "fal", {"prompt": "x", "image_url": "u"})
+    assert sw.resume(log) == []
+    record = log.get(row)
+    assert record["status"] == "failed" and record["error_type"] == "interrupted"
+
+
+def test_unknown_backend_name_is_a_validation_error(log: sw.History) -> None:
+    with pytest.raises(sw.ValidationError, match="backend"):
+        sw.submit(prompt="x", image_url="https://e.com/a.png", backend="replicate", history=log)
