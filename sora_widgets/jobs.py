@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError
+from ._errors import CredentialsError, GenerationError
 from .backends import Backend, resolve_backend
 from .records import Generation, JobEvent, JobStatus
 from .schema import DEFAULT_ENDPOINT, EndpointSchema, load_schema
@@ -355,6 +355,11 @@ def submit(*, endpoint: str = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | N
     log = _history(history)
     validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
     chosen = resolve_backend(backend, media_dir=log.media_dir)
+    if getattr(chosen, "key_source", "") is None:
+        raise CredentialsError(
+            f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
+            "FAL_KEY_SECRET), or use backend=\"preview\" to render offline. Nothing was sent.",
+            kind="credentials", endpoint_id=schema.endpoint_id)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
                            cost_usd=estimate_cost(schema.endpoint_id, validated), **image_columns)
     job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id)

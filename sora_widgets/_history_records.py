@@ -1,0 +1,113 @@
+"""A run as code sees it: the record type, how a stored row becomes one, and the lifecycle rules
+that stamp times and durations as a run moves from pending to its final status."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any, TypedDict, cast
+
+from . import _history_schema as schema
+from ._errors import HistoryError
+from .records import JobStatus
+
+
+class HistoryRecord(TypedDict):
+    """One generation attempt as `get`, `records`, `find` and iteration return it."""
+
+    id: int
+    created_at: datetime
+    endpoint_id: str
+    backend: str
+    status: JobStatus
+    request_id: str | None
+    arguments: dict[str, Any]
+    result: dict[str, Any] | None
+    video_url: str | None
+    video_path: str | None
+    video_id: str | None
+    thumbnail_url: str | None
+    thumbnail_path: str | None
+    spritesheet_url: str | None
+    spritesheet_path: str | None
+    image_sha256: str | None
+    image_path: str | None
+    submitted_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    queued_s: float | None
+    running_s: float | None
+    total_s: float | None
+    cost_usd: float | None
+    error_type: str | None
+    error_message: str | None
+    logs: list[str]
+    sweep_id: str | None
+    rating: int | None
+    notes: str | None
+    tags: list[str]
+    sora_widgets_version: str | None
+    fal_client_version: str | None
+
+
+def decode(row: sqlite3.Row) -> HistoryRecord:
+    """A stored row as a record: JSON parsed, times as aware datetimes, status as JobStatus."""
+    record: dict[str, Any] = {}
+    for name in row.keys():
+        value = row[name]
+        if name == "arguments_json":
+            record["arguments"] = json.loads(value)
+        elif name == "result_json":
+            record["result"] = None if value is None else json.loads(value)
+        elif name in ("logs", "tags"):
+            record[name] = json.loads(value)
+        elif name == "status":
+            record[name] = JobStatus(value)
+        elif name in schema.TIME_COLUMNS and value is not None:
+            record[name] = datetime.fromisoformat(value)
+        else:
+            record[name] = value
+    return cast(HistoryRecord, record)
+
+
+def columns_from_result(result: dict[str, Any]) -> dict[str, Any]:
+    """The media columns an endpoint's output fills: video, thumbnail and spritesheet URLs, video_id."""
+    found: dict[str, Any] = {}
+    for key in ("video", "thumbnail", "spritesheet"):
+        media = result.get(key)
+        if isinstance(media, dict) and isinstance(media.get("url"), str):
+            found[f"{key}_url"] = media["url"]
+    if isinstance(result.get("video_id"), str):
+        found["video_id"] = result["video_id"]
+    return found
+
+
+_DURATIONS = (("queued_s", "submitted_at", "started_at"), ("running_s", "started_at", "completed_at"),
+              ("total_s", "created_at", "completed_at"))
+
+
+def advance(run_id: int, current: sqlite3.Row, values: dict[str, Any], *, path: str) -> None:
+    """Check the status change in `values` against the lifecycle, then add to `values` the times
+    it stamps (submitted_at on leaving pending or getting a request id, started_at on running,
+    completed_at on a final status) and the durations they complete; given values always win."""
+    stamp = schema.to_iso(schema.now())
+    old = JobStatus(current["status"])
+    new = JobStatus(values.get("status", old))
+    if new is not old or (old.is_final and "status" in values):
+        if not old.can_become(new):
+            raise HistoryError(f"Run {run_id} is {old}; it cannot become {new}.", path=path)
+        if new is JobStatus.RUNNING and current["started_at"] is None:
+            values.setdefault("started_at", stamp)
+        if new.is_final:
+            values.setdefault("completed_at", stamp)
+    leaving_pending = new in (JobStatus.QUEUED, JobStatus.RUNNING) or values.get("request_id")
+    if leaving_pending and current["submitted_at"] is None:
+        values.setdefault("submitted_at", stamp)
+    times = {name: values.get(name) or current[name] for name in ("created_at", "submitted_at", "started_at")}
+    times["completed_at"] = values.get("completed_at")
+    for duration, begin, end in _DURATIONS:
+        if duration not in values and end in values and times[begin] and times[end]:
+            seconds = (datetime.fromisoformat(times[end])
+                       - datetime.fromisoformat(times[begin])).total_seconds()
+            values[duration] = round(max(seconds, 0.0), 6)

@@ -1,0 +1,281 @@
+"""How the history is stored: the `runs` table, its recorded migrations, and value encoding.
+
+A file is ours when its header's `application_id` says so. A foreign, corrupt or newer file is
+refused before anything is written to it. Migration 1 is frozen: every later change to the layout
+is a new named migration appended to MIGRATIONS, so a file made by an older release opens (and is
+upgraded) in a newer one. Each applied migration is a row of the `migrations` table.
+
+Arguments get one column each besides the full JSON: a top-level argument whose name is a
+lower-case identifier (`[a-z][a-z0-9_]{0,59}`) is stored in the column `arg_<name>`, added on first
+use. No fixed column starts with `arg_`, so the two can never collide; other names (camelCase,
+dashes, very long) live only in `arguments_json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ._errors import HistoryError, ValidationError
+from .records import JobStatus
+
+FILENAME = "history.sqlite"
+APPLICATION_ID = 0x536F5261  # "SoRa": tells our files from every other SQLite file
+BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process before giving up
+ARG_PREFIX = "arg_"
+_ARG_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
+
+# Every fixed column of `runs` and how its values are encoded.
+COLUMNS: dict[str, str] = {
+    "id": "int", "created_at": "time", "endpoint_id": "text", "backend": "text",
+    "status": "status", "request_id": "text", "arguments_json": "json", "result_json": "json",
+    "video_url": "text", "video_path": "text", "video_id": "text",
+    "thumbnail_url": "text", "thumbnail_path": "text",
+    "spritesheet_url": "text", "spritesheet_path": "text",
+    "image_sha256": "text", "image_path": "text",
+    "submitted_at": "time", "started_at": "time", "completed_at": "time",
+    "queued_s": "real", "running_s": "real", "total_s": "real", "cost_usd": "real",
+    "error_type": "text", "error_message": "text", "logs": "list", "sweep_id": "text",
+    "rating": "rating", "notes": "text", "tags": "list",
+    "sora_widgets_version": "text", "fal_client_version": "text",
+}
+TIME_COLUMNS = tuple(name for name, kind in COLUMNS.items() if kind == "time")
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("create_runs", (
+        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL)",
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL,"
+        " endpoint_id TEXT NOT NULL, backend TEXT NOT NULL, status TEXT NOT NULL,"
+        " request_id TEXT, arguments_json TEXT NOT NULL, result_json TEXT,"
+        " video_url TEXT, video_path TEXT, video_id TEXT, thumbnail_url TEXT,"
+        " thumbnail_path TEXT, spritesheet_url TEXT, spritesheet_path TEXT,"
+        " image_sha256 TEXT, image_path TEXT, submitted_at TEXT, started_at TEXT,"
+        " completed_at TEXT, queued_s REAL, running_s REAL, total_s REAL, cost_usd REAL,"
+        " error_type TEXT, error_message TEXT, logs TEXT NOT NULL DEFAULT '[]', sweep_id TEXT,"
+        " rating INTEGER, notes TEXT, tags TEXT NOT NULL DEFAULT '[]',"
+        " sora_widgets_version TEXT, fal_client_version TEXT)",
+        f"PRAGMA application_id = {APPLICATION_ID}",
+    )),
+    ("index_status_sweep_request", (
+        "CREATE INDEX runs_status ON runs (status)",
+        "CREATE INDEX runs_sweep_id ON runs (sweep_id)",
+        "CREATE INDEX runs_request_id ON runs (request_id)",
+    )),
+)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open `path`, check that it is a history this release can use, migrate it, enable WAL."""
+    with ExitStack() as stack:
+        try:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            stack.callback(db.close)
+            _adopt(db, path)
+            # WAL lets readers run beside one writer; NORMAL sync keeps every commit across a
+            # crashed process (only a power cut may lose the last commits).
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(
+                f"{path} could not be opened as a history: {exc}. The file was left untouched.",
+                path=str(path),
+            ) from exc
+        db.create_function("sw_contains", 2, _contains, deterministic=True)
+        stack.pop_all()
+    return db
+
+
+def _adopt(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a foreign or newer file; apply missing migrations under the write lock."""
+    if _version(db, path) == LATEST_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(db, path)  # again: another process may have migrated it meanwhile
+        for number, (name, statements) in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                       (number, name, to_iso(now())))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _version(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of an empty (0) or sora_widgets file; HistoryError for anything else."""
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    tables = sorted(row[0] for row in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+    if app_id != APPLICATION_ID:
+        if app_id == 0 and not tables:
+            return 0
+        raise HistoryError(
+            f"{path} is an SQLite database but not a sora_widgets history (its tables: "
+            f"{', '.join(tables) or 'none'}). It was left untouched; give History another path.",
+            path=str(path))
+    if "migrations" not in tables or "runs" not in tables:
+        raise HistoryError(f"{path} is marked as a history but lacks its tables; it looks damaged.",
+                           path=str(path))
+    applied = [tuple(row) for row in db.execute("SELECT version, name FROM migrations ORDER BY version")]
+    version = applied[-1][0] if applied else 0
+    if version > LATEST_VERSION:
+        raise HistoryError(
+            f"{path} was written by a newer sora_widgets (history schema v{version}; this release "
+            f"reads up to v{LATEST_VERSION}). Upgrade sora_widgets to open it.", path=str(path))
+    known = [(number, name) for number, (name, _) in enumerate(MIGRATIONS[:version], start=1)]
+    if applied != known:
+        raise HistoryError(f"{path} records migrations {applied} that differ from this release's "
+                           f"{known}; it was left untouched.", path=str(path))
+    return version
+
+
+def arg_column(name: str) -> str | None:
+    """The column that holds top-level argument `name`, or None when it lives only in the JSON."""
+    return ARG_PREFIX + name if _ARG_NAME.fullmatch(name) else None
+
+
+def arg_columns(db: sqlite3.Connection) -> set[str]:
+    """The argument columns the file has now."""
+    return {row[1] for row in db.execute("PRAGMA table_info(runs)") if row[1].startswith(ARG_PREFIX)}
+
+
+def _contains(haystack: Any, needle: Any) -> bool:
+    """Case-insensitive (Unicode-aware) substring test, registered in SQL as sw_contains."""
+    return haystack is not None and str(needle).casefold() in str(haystack).casefold()
+
+
+# ---- values --------------------------------------------------------------------------------
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_iso(moment: datetime) -> str:
+    """Fixed-width UTC text, so stored times sort as strings; naive times are taken as local."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _time(name: str, value: Any) -> str:
+    if isinstance(value, datetime):
+        return to_iso(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return to_iso(datetime.fromtimestamp(value, timezone.utc))
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return to_iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+    raise TypeError(f"{name} must be a datetime, an ISO 8601 string or epoch seconds, "
+                    f"not {type(value).__name__}")
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what arguments may hold before upload: paths, times, enums, raw bytes."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return f"<{type(value).__name__}>"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=json_default)
+
+
+def encode(name: str, value: Any, secrets: list[str]) -> Any:
+    """A value for column `name` as stored, with secrets scrubbed; TypeError for the wrong kind."""
+    kind = COLUMNS[name]
+    if value is None:
+        if kind == "list":
+            return "[]"
+        return None
+    if kind == "status":
+        return JobStatus(value).value
+    if kind == "time":
+        return _time(name, value)
+    if kind == "real":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+        return float(value)
+    if kind == "rating":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise ValidationError([("rating", f"must be a whole number from 1 to 5, not {value!r}")])
+        return value
+    if kind == "list":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list of strings, not {type(value).__name__}")
+        return dumps([scrub(str(item), secrets) for item in value])
+    if kind == "json":
+        if not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict, not {type(value).__name__}")
+        return dumps(scrub(value, secrets))
+    if isinstance(value, (str, os.PathLike)):
+        return scrub(os.fspath(value), secrets)
+    raise TypeError(f"{name} must be text, not {type(value).__name__}")
+
+
+def arg_value(value: Any) -> Any:
+    """An argument as its column holds it: scalars as they are, anything else as JSON text."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return dumps(value)  # beyond SQLite's 64-bit integers
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return dumps(value)
+
+
+# ---- secrets -------------------------------------------------------------------------------
+
+SECRET_ENV = ("FAL_KEY", "FAL_KEY_SECRET")
+_MIN_SECRET = 8  # shorter values are too likely to occur in ordinary text to be scrubbed
+_SECRET_NAME = re.compile(
+    r"(?:^|[^a-z])(?:api_?key|key|secret|token|authorization|password|passwd|credentials?)(?:$|[^a-z])")
+# Credentials written out in text ("Authorization: Key ...", "api_key=..."), even when the key
+# did not come from the environment; plain words such as "secret" in a prompt are left alone.
+_SECRET_TEXT = re.compile(
+    r"(?i)\b(authorization|x-fal-key|api[_-]?key|access[_-]?token|fal_key(?:_secret)?)"
+    r"(\"?'?\s*[:=]\s*\"?'?)(?:(?:key|bearer|basic|token)\s+)?[^\s\"',;]+")
+
+
+def secret_values() -> list[str]:
+    """The current key values from the environment (and the secret half of FAL_KEY), longest first."""
+    values = set()
+    for variable in SECRET_ENV:
+        value = os.environ.get(variable, "").strip()
+        if value:
+            values.update({value, value.partition(":")[2]})
+    return sorted((v for v in values if len(v) >= _MIN_SECRET), key=len, reverse=True)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for keys named like a credential: key, api_key, apiKey, access_token, Authorization..."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return _SECRET_NAME.search(snake) is not None
+
+
+def scrub(value: Any, secrets: list[str]) -> Any:
+    """`value` with key values and credential-named entries replaced by "***", at any depth."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return _SECRET_TEXT.sub(lambda m: f"{m[1]}{m[2]}***", value)
+    if isinstance(value, dict):
+        return {key: "***" if isinstance(key, str) and is_secret_name(key) and value[key] is not None
+                else scrub(value[key], secrets) for key in value}
+    if isinstance(value, (list, tuple)):
+        return [scrub(item, secrets) for item in value]
+    return value

@@ -1,0 +1,180 @@
+"""The history as tables: a typed pandas DataFrame, CSV/JSONL/Parquet exports, a notebook table.
+
+pandas and the Parquet engines are imported only when asked for, so `import sora_widgets` and
+the write side never pay for them.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from . import _history_schema as schema
+from ._errors import HistoryError
+from .records import JobStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .history import History
+
+_CATEGORIES = ("status", "backend", "endpoint_id", "model", "resolution", "aspect_ratio")
+_LEAD = ("id", "created_at", "status", "endpoint_id", "backend")  # first columns; arguments follow
+_HTML_ROWS = 20
+
+
+def _pandas() -> ModuleType:
+    try:
+        return importlib.import_module("pandas")
+    except ImportError as exc:
+        raise HistoryError("Tables and CSV/Parquet exports of the history need pandas: "
+                           "pip install pandas.") from exc
+
+
+def dataframe(columns: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Stored rows as a typed DataFrame, arguments expanded into their own columns."""
+    pd = _pandas()
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    parsed = [json.loads(text) for text in frame.pop("arguments_json")]
+    record_names = set(frame.columns) | {"arguments", "result"}
+    arguments = pd.DataFrame({
+        schema.ARG_PREFIX + name if name in record_names else name:
+            _typed_argument(pd, [args.get(name) for args in parsed], frame.index)
+        for name in dict.fromkeys(name for args in parsed for name in args)}, index=frame.index)
+    frame["result"] = [json.loads(text) if isinstance(text, str) else None for text in frame.pop("result_json")]
+    for name in ("logs", "tags"):
+        frame[name] = [json.loads(text) for text in frame[name]]
+    for name in schema.TIME_COLUMNS:
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    for name, kind in schema.COLUMNS.items():
+        if kind == "real":
+            frame[name] = frame[name].astype("float64")
+    frame["id"] = frame["id"].astype("int64")
+    frame["rating"] = frame["rating"].astype("Int64")
+    frame["status"] = pd.Categorical(frame["status"], categories=[s.value for s in JobStatus])
+    lead = frame[list(_LEAD)]
+    table = pd.concat([lead, arguments, frame.drop(columns=list(_LEAD))], axis=1)
+    for name in _CATEGORIES[1:]:
+        if name in table.columns and not isinstance(table[name].dtype, pd.CategoricalDtype):
+            table[name] = table[name].astype("category")
+    return table
+
+
+def _typed_argument(pd: ModuleType, values: list[Any], index: pd.Index) -> pd.Series:
+    """One argument's values as booleans, integers, floats or text where every value allows it."""
+    kinds = {type(value) for value in values if value is not None}
+    dtype = {frozenset({bool}): "boolean", frozenset({int}): "Int64", frozenset({float}): "float64",
+             frozenset({int, float}): "float64", frozenset({str}): None}.get(frozenset(kinds), object)
+    return pd.Series(values, index=index, dtype=dtype)
+
+
+def flat(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with every object column that is not plain text turned into JSON text (for files)."""
+    table = table.copy()
+    for name in table.columns:
+        if table[name].dtype == object:
+            present = table[name].dropna()
+            if not all(isinstance(value, str) for value in present):
+                table[name] = [None if _missing(value) else schema.dumps(value) for value in table[name]]
+    return table
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def export(log: History, path: Path, filters: dict[str, Any]) -> Path:
+    """Write `log` to `path` in the format its suffix names, via a temporary file and a rename."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".parquet"):
+        raise HistoryError(f"Cannot export to {path.name!r}: name a .csv, .jsonl or .parquet file.",
+                           path=str(path))
+    engine = _parquet_engine() if suffix == ".parquet" else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        if suffix == ".jsonl":
+            with partial.open("w", encoding="utf-8") as out:
+                for record in log.find(**filters):
+                    out.write(schema.dumps(record) + "\n")
+        else:
+            table = flat(log.to_dataframe(**filters))
+            if engine is None:
+                table.to_csv(partial, index=False)
+            else:
+                table.to_parquet(partial, index=False, engine=engine)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _parquet_engine() -> str:
+    for engine in ("pyarrow", "fastparquet"):
+        try:
+            importlib.import_module(engine)
+        except ImportError:
+            continue
+        return engine
+    raise HistoryError("Parquet export needs pyarrow or fastparquet, and neither is installed: "
+                       "pip install pyarrow (or export to .csv or .jsonl).")
+
+
+def html_table(log: History) -> str:
+    """The newest runs as a compact HTML table; every value from the file is escaped."""
+    records = log.find(limit=_HTML_ROWS)
+    total = log.count()
+    esc = html.escape
+    shown = runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
+    head = (f"<div class='sora-history'><div><b>History</b> · <code>{esc(str(log.path))}</code>"
+            f" · {shown}</div>")
+    if not records:
+        return head + "<div><i>No runs yet.</i></div></div>"
+    cells = ["", "#", "time (UTC)", "prompt", "model", "duration", "status", "cost"]
+    rows = ["<tr>" + "".join(f"<th>{esc(c)}</th>" for c in cells) + "</tr>"]
+    for record in records:
+        arguments = record["arguments"]
+        src = _thumbnail_src(log.path.parent, record["thumbnail_path"], record["thumbnail_url"])
+        thumb = f"<img src='{esc(src)}' style='height:40px' loading='lazy'>" if src else ""
+        prompt = str(arguments.get("prompt", ""))
+        short = prompt if len(prompt) <= 80 else prompt[:77] + "..."
+        duration = arguments.get("duration")
+        cost = record["cost_usd"]
+        before = [str(record["id"]), _when(record["created_at"])]
+        after = [str(arguments.get("model", "")), "" if duration is None else f"{duration} s",
+                 record["status"].value, "" if cost is None else f"${cost:.2f}"]
+        rows.append(f"<tr><td>{thumb}</td>" + "".join(f"<td>{esc(v)}</td>" for v in before)
+                    + f"<td title='{esc(prompt)}'>{esc(short)}</td>"
+                    + "".join(f"<td>{esc(v)}</td>" for v in after) + "</tr>")
+    return head + "<table>" + "".join(rows) + "</table></div>"
+
+
+def runs_text(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _thumbnail_src(base: Path, path: str | None, url: str | None) -> str | None:
+    """The local thumbnail relative to the working folder when reachable, else a web URL.
+
+    A relative stored path is taken relative to the history's folder, so a copied run folder works.
+    """
+    if path:
+        local = Path(path) if Path(path).is_absolute() else base / path
+        if local.is_file():
+            try:
+                return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
+            except ValueError:
+                pass
+    if url and url.startswith(("https://", "http://", "data:image/")):
+        return url
+    return None

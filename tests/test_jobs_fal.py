@@ -1,0 +1,128 @@
+"""The generation helper on the fal backend, through the real fal_client and the fake HTTPS queue."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakefal import FakeFal, content_policy_error, validation_error
+
+import sora_widgets as sw
+
+SECRET = "fal-test-key-SENTINEL-7f3a9c"
+ARGS = {"prompt": "a lighthouse at dusk", "image_url": "https://example.com/first.png"}
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> sw.History:
+    return sw.History(tmp_path / "runs" / "history.sqlite")
+
+
+@pytest.fixture
+def keyed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", SECRET)
+
+
+def test_a_key_selects_fal_and_the_job_completes_with_few_requests(
+        fakefal: FakeFal, keyed: None, log: sw.History) -> None:
+    fakefal.configure(queue_s=0.3, run_s=1.0)
+    gen = sw.generate(**ARGS, duration=8, history=log, timeout=60)
+    assert gen.ok and gen.backend == "fal" and gen.request_id in fakefal.jobs
+    assert gen.video_url == fakefal.media_url("video.mp4")
+    assert Path(gen.video_path).read_bytes() == fakefal.media["video.mp4"]
+    queue_requests = sum(fakefal.count(kind) for kind in ("submit", "status", "stream", "result"))
+    assert fakefal.count("submit") == 1 and queue_requests <= 5
+    sent = fakefal.of_kind("submit")[0].json
+    assert sent["duration"] == 8 and sent["model"] == "sora-2"
+    row = log.get(gen.history_id)
+    assert row["status"] == "completed" and row["request_id"] == gen.request_id
+    assert row["queued_s"] is not None and row["running_s"] is not None
+    assert row["cost_usd"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(("error", "kind", "field"), [
+    (validation_error("image_url", "Could not download the image"), "validation", "image_url"),
+    (content_policy_error("prompt"), "content_policy", "prompt"),
+])
+def test_a_job_that_fal_fails_raises_and_leaves_a_failed_row(
+        fakefal: FakeFal, keyed: None, log: sw.History, error: tuple, kind: str, field: str) -> None:
+    fakefal.configure(queue_s=0.1, run_s=0.2, error=error)
+    with pytest.raises(sw.GenerationError) as info:
+        sw.generate(**ARGS, history=log, timeout=60)
+    assert info.value.kind == kind and field in str(info.value)
+    assert info.value.generation.status is sw.JobStatus.FAILED
+    row = log.get(info.value.history_id)
+    assert row["status"] == "failed" and row["error_type"] == kind and row["request_id"]
+
+
+def test_cancel_reaches_fal_and_ends_the_row_cancelled(fakefal: FakeFal, keyed: None,
+                                                       log: sw.History) -> None:
+    fakefal.configure(queue_s=30, run_s=1)
+    job = sw.submit(**ARGS, history=log)
+    _wait_for(lambda: job.request_id is not None)
+    job.cancel()
+    with pytest.raises(sw.GenerationError):
+        job.result(timeout=30)
+    assert fakefal.count("cancel") == 1
+    assert log.get(job.history_id)["status"] == "cancelled"
+
+
+def test_missing_key_for_fal_is_refused_before_anything_is_sent(fakefal: FakeFal,
+                                                                log: sw.History) -> None:
+    with pytest.raises(sw.CredentialsError, match="FAL_KEY"):
+        sw.submit(**ARGS, backend="fal", history=log)
+    assert fakefal.count() == 0 and len(log) == 0
+
+
+def test_the_key_never_reaches_history_exports_logs_or_reprs(
+        fakefal: FakeFal, keyed: None, log: sw.History, tmp_path: Path) -> None:
+    fakefal.configure(queue_s=0.1, run_s=0.3, logs=["using key " + SECRET])
+    gen = sw.generate(**ARGS, history=log, timeout=60)
+    fakefal.configure(queue_s=0.1, run_s=0.1, error=(401, {"detail": "Invalid key " + SECRET}))
+    with pytest.raises(sw.GenerationError) as failed:
+        sw.generate(**ARGS, history=log, timeout=60)
+    exported = [log.export(tmp_path / f"runs.{suffix}") for suffix in ("csv", "jsonl")]
+    texts = [repr(gen), gen._repr_html_(), str(failed.value), repr(log), log._repr_html_(),
+             json.dumps(log.records(), default=str), *[p.read_text() for p in exported]]
+    log_bytes = b"".join(p.read_bytes() for p in log.path.parent.glob("history.sqlite*"))
+    assert all(SECRET not in text for text in texts)
+    assert SECRET.encode() not in log_bytes
+
+
+KILLED_KERNEL = """
+import os, sys, time
+import sora_widgets as sw
+log = sw.History(sys.argv[1])
+job = sw.submit(prompt="survive a restart", image_url="https://example.com/a.png", history=log)
+while log.get(job.history_id)["request_id"] is None:
+    time.sleep(0.01)
+print(job.history_id, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_submitted_fal_job_is_recovered_after_a_kernel_restart(
+        fakefal: FakeFal, keyed: None, log: sw.History) -> None:
+    fakefal.configure(queue_s=0.5, run_s=1.0)
+    out = subprocess.run([sys.executable, "-c", KILLED_KERNEL, str(log.path)], env=os.environ,
+                         capture_output=True, text=True, timeout=60, check=True)
+    row_id = int(out.stdout.split()[-1])
+    assert fakefal.count("submit") == 1
+    [job] = sw.resume(sw.History(log.path))
+    gen = job.result(timeout=60)
+    assert gen.ok and job.history_id == row_id
+    assert fakefal.count("submit") == 1  # followed by its request id, never sent again
+    assert log.get(row_id)["status"] == "completed"
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
