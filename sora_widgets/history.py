@@ -4,7 +4,7 @@ The generation helper writes (`start` before anything is sent, `update` as the j
 `finish` with the result or error), possibly from the job loop's thread and from several
 processes at once; readers get plain dict records, a DataFrame, an export or a notebook table.
 Storage layout, migrations and value encoding: `_history_schema`; the record type and lifecycle
-stamps: `_history_records`; tables, exports, HTML: `_history_view`.
+stamps: `_history_records`; tables, exports, HTML: `_history_export`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _history_schema as schema
-from . import _history_view as view
+from . import _history_export as export
 from ._errors import HistoryError
 from ._history_records import HistoryRecord, advance, columns_from_result, decode
 from ._version import __version__
@@ -385,11 +385,11 @@ class History:
     def to_dataframe(self, **filters: Any) -> pd.DataFrame:
         """A pandas DataFrame, newest first: typed times (UTC), numbers and categories, and one
         column per argument (named `arg_<name>` only where it clashes with a record column)."""
-        return view.dataframe(list(schema.COLUMNS), [tuple(row) for row in self._select(**filters)])
+        return export.dataframe(list(schema.COLUMNS), [tuple(row) for row in self._select(**filters)])
 
     def export(self, path: str | os.PathLike[str], **filters: Any) -> Path:
         """Write the runs to .csv, .jsonl or .parquet (chosen by suffix) and return the path."""
-        return view.export(self, Path(path), filters)
+        return export.export(self, Path(path), filters)
 
     def resume(self, **kwargs: Any) -> Any:
         """Follow unfinished runs that reached the backend to their end (see `jobs.resume`)."""
@@ -398,7 +398,7 @@ class History:
         return resume(history=self, **kwargs)
 
     def __repr__(self) -> str:
-        return f"History({str(self._path)!r}, {view.runs_text(len(self))})"
+        return f"History({str(self._path)!r}, {export.runs_text(len(self))})"
 
     def _repr_html_(self) -> str:
-        return view.html_table(self)
+        return export.html_table(self)
