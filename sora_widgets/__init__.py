@@ -24,7 +24,7 @@ from ._version import __version__
 from .records import Generation, JobEvent, JobStatus
 from .schema import EndpointSchema, Field, bundled_endpoints, fetch_schema, load_schema
 
-#: public names served lazily: name -> module that defines it
+#: public names served lazily: name -> "module" or "module:attribute" that defines it
 _LAZY = {
     "History": "history",
     "estimate_cost": "pricing",
@@ -34,9 +34,9 @@ _LAZY = {
     "submit": "jobs",
     "resume": "jobs",
     "Panel": "widgets.panel",
-    "Sweep": "sweep",
-    "sweep": "sweep",
-    "metrics": "analysis",
+    "Sweep": "sweeps",
+    "sweep": "sweeps",
+    "metrics": "video_metrics:generation_metrics",
 }
 
 __all__ = sorted([
@@ -63,8 +63,8 @@ __all__ = sorted([
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        value = getattr(module, name)
+        module_name, _, attribute = _LAZY[name].partition(":")
+        value = getattr(importlib.import_module(f".{module_name}", __name__), attribute or name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'sora_widgets' has no attribute {name!r}")

@@ -262,13 +262,14 @@ class Job:
         gen = self.generation
         folder = self.history.media_dir / "videos"
         stem = f"{self.history_id:06d}-{gen.video_id or gen.request_id}"
-        for attribute, url, suffix in (("video_path", gen.video_url, ".mp4"),
-                                       ("thumbnail_path", gen.thumbnail_url, ".jpg"),
-                                       ("spritesheet_path", gen.spritesheet_url, ".jpg")):
+        for attribute, url, kind, suffix in (("video_path", gen.video_url, "", ".mp4"),
+                                             ("thumbnail_path", gen.thumbnail_url, ".thumb", ".jpg"),
+                                             ("spritesheet_path", gen.spritesheet_url, ".sprites", ".jpg")):
             if not url:
                 continue
             try:
-                setattr(gen, attribute, str(download(url, folder, name=stem + _suffix(url, suffix))))
+                name = stem + kind + _suffix(url, suffix)
+                setattr(gen, attribute, str(download(url, folder, name=name)))
             except GenerationError as exc:
                 gen.logs.append(f"Could not keep a local copy of {url}: {exc}")
 
@@ -360,10 +361,11 @@ def submit(*, endpoint: str = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | N
             f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
             "FAL_KEY_SECRET), or use backend=\"preview\" to render offline. Nothing was sent.",
             kind="credentials", endpoint_id=schema.endpoint_id)
+    cost = 0.0 if chosen.name == "preview" else estimate_cost(schema.endpoint_id, validated)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
-                           cost_usd=estimate_cost(schema.endpoint_id, validated), **image_columns)
+                           cost_usd=cost, **image_columns)
     job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id)
-    job.generation.cost_usd = estimate_cost(schema.endpoint_id, validated)
+    job.generation.cost_usd = cost
     if on_event is not None:
         job.on_event(on_event)
     return job.start()
@@ -379,15 +381,19 @@ async def generate_async(**kwargs: Any) -> Generation:
     return await submit(**kwargs)
 
 
-def resume(history: History | None = None, *, backend: str | Backend | None = None) -> list[Job]:
+def resume(history: History | None = None, *, backend: str | Backend | None = None,
+           sweep_id: str | None = None) -> list[Job]:
     """Follow every job the history has not seen finish (e.g. after a kernel restart).
 
     A row that was submitted is followed by its request id and finished; one that died before
-    it was sent is marked failed, since nothing reached the backend.
+    it was sent is marked failed, since nothing reached the backend. `sweep_id` limits this to
+    one sweep's rows.
     """
     log = _history(history)
     jobs = []
     for row in log.unfinished():
+        if sweep_id is not None and row.get("sweep_id") != sweep_id:
+            continue
         if not row.get("request_id"):
             log.finish(row["id"], status=JobStatus.FAILED, error_type="interrupted",
                        error_message="The process stopped before the request was sent; nothing "

@@ -65,7 +65,7 @@ class Camera:
 
 
 def camera_for(prompt: str) -> Camera:
-    """The camera move asked for by words in the prompt ("zoom out", "pans left"); else a slow zoom in."""
+    """The camera move that words in the prompt ask for ("zoom out", "pans left"); else a zoom in."""
     text = prompt.lower()
     pans = set(re.findall(r"\b(?:pan|tilt)(?:s|ning|ed)?\s+(left|right|up|down)\b", text))
     pan_x = float(("right" in pans) - ("left" in pans))
@@ -81,7 +81,7 @@ def camera_for(prompt: str) -> Camera:
 
 def output_size(arguments: dict[str, Any], image_size: tuple[int, int] | None,
                 scale: float = 1.0) -> tuple[int, int]:
-    """Frame size for the request: 720p is 1280x720 (16:9) or 720x1280 (9:16); auto follows the image."""
+    """Frame size: 720p is 1280x720 (16:9) or 720x1280 (9:16); auto follows the image's shape."""
     short = _SHORT_SIDE.get(str(arguments.get("resolution", "auto")), 720)
     aspect = str(arguments.get("aspect_ratio", "auto"))
     portrait = aspect == "9:16" or (aspect not in ("16:9", "9:16") and image_size is not None
@@ -196,10 +196,12 @@ def _still(arguments: dict[str, Any], endpoint_id: str, scale: float,
     width, height = output_size(arguments, image.size if image else None, scale)
     size = (round(width * _SOURCE_SCALE / 2) * 2, round(height * _SOURCE_SCALE / 2) * 2)
     if image is not None:
-        return ImageOps.fit(image, size, Image.Resampling.BICUBIC), width, height
-    if source:
-        return _card(*size, "Input image not available offline (placeholder)", str(source)[:300]), width, height
-    return _card(*size, "Text to video", str(arguments.get("prompt") or "(no prompt)")), width, height
+        still = ImageOps.fit(image, size, Image.Resampling.BICUBIC)
+    elif source:
+        still = _card(*size, "Input image not available offline (placeholder)", str(source)[:300])
+    else:
+        still = _card(*size, "Text to video", str(arguments.get("prompt") or "(no prompt)"))
+    return still, width, height
 
 
 def render_preview(arguments: dict[str, Any], endpoint_id: str, out_dir: Path, stem: str, *,
@@ -215,11 +217,11 @@ def render_preview(arguments: dict[str, Any], endpoint_id: str, out_dir: Path, s
 
     cancel, log = cancel or threading.Event(), log or (lambda line: None)
     still, width, height = _still(arguments, endpoint_id, scale, log)
-    source = av.VideoFrame.from_image(still).reformat(format="yuv420p")  # converted once
-    planes, (src_w, src_h) = [_plane(source, i) for i in range(3)], still.size
+    base = av.VideoFrame.from_image(still).reformat(format="yuv420p")  # converted once
+    planes, (src_w, src_h) = [_plane(base, i) for i in range(3)], still.size
     camera = camera_for(str(arguments.get("prompt", "")))
-    frames = max(1, round(float(arguments.get("duration", 4)) * fps))
-    stamp, sprites, sprite_at = _Stamp(width, height), [], {round(i * (frames - 1) / 9) for i in range(10)}
+    frames = max(1, round(float(str(arguments.get("duration", 4)).rstrip("s")) * fps))  # 8 or "8s"
+    stamp, sprites, sprite_at = _Stamp(width, height), [], {i * (frames - 1) // 9 for i in range(10)}
     tile = (240 * width // max(width, height) // 2 * 2, 240 * height // max(width, height) // 2 * 2)
     log(f"Preview render: {width}x{height} at {fps} fps, {frames} frames, camera: {camera.words}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -229,7 +231,7 @@ def render_preview(arguments: dict[str, Any], endpoint_id: str, out_dir: Path, s
         with av.open(str(part), "w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": "ultrafast", "crf": "23"}
+            stream.options = {"preset": "ultrafast", "crf": "26"}  # fastest; small enough files
             stream.codec_context.gop_size = 2 * fps  # a keyframe every 2 s keeps seeking snappy
             stream.codec_context.thread_count = 0
             for i in range(frames):
@@ -309,8 +311,8 @@ class PreviewBackend:
         self._jobs: dict[str, _Job] = {}
 
     def describe(self) -> str:
-        why = ("your fal key is not used" if os.environ.get("FAL_KEY") or os.environ.get("FAL_KEY_ID")
-               else "no FAL_KEY set")
+        has_key = os.environ.get("FAL_KEY") or os.environ.get("FAL_KEY_ID")
+        why = "your fal key is not used" if has_key else "no FAL_KEY set"
         return ("Offline preview: no model made these videos; they are rendered on this machine "
                 f"from your image ({why}).")
 

@@ -1,0 +1,160 @@
+"""The comparison grid, through its Python state: layout, live status, ratings, escaping."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+import sora_widgets as sw
+from sora_widgets.backends.preview import PreviewBackend
+from sora_widgets.widgets.grid import CompareGrid, safe_src
+
+PROMPTS = ["zoom in on the fox", "<script>alert('x')</script> & pan left"]
+MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> sw.History:
+    return sw.History(tmp_path / "runs" / "history.sqlite")
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "first.png"
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (20, 120, 200)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+@pytest.fixture
+def finished(log: sw.History, image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> sw.Sweep:
+    monkeypatch.chdir(tmp_path)  # the notebook's folder: videos are served relative to it
+    backend = PreviewBackend(media_dir=log.media_dir, queue_s=0.05, fps=8, scale=0.1)
+    return sw.sweep(prompt=PROMPTS, image_url=image, model=MODELS, duration=[4, 8],
+                    backend=backend, history=log, wait=True)
+
+
+def rate(grid: CompareGrid, content: Any) -> None:
+    """Deliver a custom message as anywidget does: (widget, content, buffers)."""
+    grid._handle_msg(grid, content, [])
+
+
+def test_a_finished_sweep_fills_the_grid_by_two_axes(finished: sw.Sweep) -> None:
+    grid = finished.grid()
+    assert (grid.row_axis, grid.col_axis) == ("prompt", "model")
+    assert grid.rows == PROMPTS and grid.cols == MODELS
+    assert len(grid.cells) == 8
+    assert {(c["row"], c["col"]) for c in grid.cells} == {(r, c) for r in (0, 1) for c in (0, 1)}
+    for cell in grid.cells:
+        assert cell["status"] == "completed" and cell["error"] is None
+        assert cell["label"] in ("duration=4", "duration=8")
+        assert not Path(cell["src"]).is_absolute() and Path(cell["src"]).is_file()
+    assert set(grid.keys) >= {"cells", "rows", "cols", "row_axis", "col_axis", "_esm", "_css"}
+
+
+def test_axes_can_be_chosen_and_unknown_axes_are_named(finished: sw.Sweep) -> None:
+    grid = finished.grid(rows="duration", cols="prompt")
+    assert grid.rows == ["4", "8"] and grid.cols == PROMPTS
+    assert {c["label"] for c in grid.cells} == {f"model={m}" for m in MODELS}
+    with pytest.raises(ValueError, match="'aspect_ratio' is not an axis"):
+        finished.grid(rows="aspect_ratio")
+
+
+def test_a_rating_from_the_page_is_stored_in_the_history(finished: sw.Sweep, log: sw.History) -> None:
+    grid = finished.grid()
+    target = grid.cells[3]["history_id"]
+    rate(grid, {"type": "rate", "history_id": target, "rating": 4})
+    assert log.get(target)["rating"] == 4
+    assert next(c for c in grid.cells if c["history_id"] == target)["rating"] == 4
+    assert grid.notice == ""
+    rate(grid, {"type": "rate", "history_id": target, "rating": None})
+    assert log.get(target)["rating"] is None
+
+
+@pytest.mark.parametrize("content, problem", [
+    ({"type": "rate", "history_id": 999, "rating": 3}, "not a video of this grid"),
+    ({"type": "rate", "history_id": "1", "rating": 3}, "not a video of this grid"),
+    ({"type": "rate", "history_id": 1, "rating": 9}, "1 to 5 stars"),
+    ({"type": "rate", "history_id": 1, "rating": True}, "1 to 5 stars"),
+])
+def test_a_bad_rating_message_is_refused_without_writing(
+        finished: sw.Sweep, log: sw.History, content: dict[str, Any], problem: str) -> None:
+    grid = finished.grid()
+    rate(grid, content)
+    assert problem in grid.notice
+    assert all(r["rating"] is None for r in log.records())
+
+
+def test_other_messages_are_ignored(finished: sw.Sweep) -> None:
+    grid = finished.grid()
+    before = list(grid.cells)
+    rate(grid, {"type": "play"})
+    rate(grid, "rate")
+    assert grid.cells == before and grid.notice == ""
+
+
+def test_text_reaches_the_page_as_data_and_the_page_never_parses_it(finished: sw.Sweep) -> None:
+    grid = finished.grid()
+    assert PROMPTS[1] in grid.rows  # raw text in the trait; grid.js shows it with textContent
+    js = (Path(sw.__file__).parent / "widgets" / "grid.js").read_text()
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js and "textContent" in js
+
+
+@pytest.mark.parametrize("src, expected", [
+    ("sora_runs/media/videos/1.mp4", "sora_runs/media/videos/1.mp4"),
+    ("https://v3.fal.media/files/x.mp4", "https://v3.fal.media/files/x.mp4"),
+    ("javascript:alert(1)", None),
+    (" JavaScript:alert(1)", None),
+    ("file:///etc/passwd", None),
+    (None, None),
+])
+def test_only_safe_video_sources_reach_the_page(src: str | None, expected: str | None) -> None:
+    assert safe_src(src) == expected
+
+
+class _Source:
+    """A tiny stand-in for a sweep whose one job moves from queued to failed."""
+
+    def __init__(self) -> None:
+        self.status, self.error = "queued", None
+        self.listeners: list[Any] = []
+        self.rated: list[tuple[int, int | None]] = []
+
+    def grid_cells(self, rows: str | None, cols: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        return [""], ["m"], [{"row": 0, "col": 0, "status": self.status, "src": None, "label": "",
+                              "history_id": 7, "error": self.error, "rating": None}]
+
+    def rate(self, history_id: int, rating: int | None) -> None:
+        self.rated.append((history_id, rating))
+
+    def on_change(self, callback: Any) -> None:
+        self.listeners.append(callback)
+
+
+def test_cells_follow_job_events() -> None:
+    source = _Source()
+    grid = CompareGrid(source, cols="model")
+    assert grid.cells[0]["status"] == "queued"
+    source.status, source.error = "failed", "Prompt refused <b>"
+    for callback in source.listeners:
+        callback()
+    assert grid.cells[0]["status"] == "failed" and grid.cells[0]["error"] == "Prompt refused <b>"
+    rate(grid, {"type": "rate", "history_id": 7, "rating": 2})
+    assert source.rated == [(7, 2)]
+
+
+def test_a_grid_made_while_the_sweep_runs_ends_with_every_video(
+        log: sw.History, image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = PreviewBackend(media_dir=log.media_dir, queue_s=0.3, fps=8, scale=0.1)
+    run = sw.sweep(prompt="p", image_url=image, model=MODELS, backend=backend, history=log)
+    grid = run.grid()
+    assert {c["status"] for c in grid.cells} <= {"waiting", "pending", "queued", "running", "completed"}
+    run.wait(timeout=60)
+    assert [c["status"] for c in grid.cells] == ["completed", "completed"]
+    assert all(c["src"] for c in grid.cells)

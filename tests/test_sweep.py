@@ -1,0 +1,247 @@
+"""Sweeps: planning, budget, concurrency against the fake fal server, failures, resume, tables."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakefal import validation_error
+from PIL import Image
+
+import sora_widgets as sw
+from sora_widgets.backends.preview import PreviewBackend
+from sora_widgets.sweeps import SweepPlan
+
+MODELS = ["sora-2", "sora-2-2025-12-08", "sora-2-2025-10-06"]
+
+
+def png_bytes(color: tuple[int, int, int] = (200, 60, 40), size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def mp4_bytes(tmp_path: Path, *, frames: int = 16, size: int = 64) -> bytes:
+    """A small H.264 video of a white square moving right on a red field (known motion)."""
+    import av
+    import numpy as np
+
+    path = tmp_path / "moving.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            rgb = np.zeros((size, size, 3), np.uint8)
+            rgb[..., 0] = 200
+            rgb[16:32, 2 * i:2 * i + 16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> sw.History:
+    return sw.History(tmp_path / "runs" / "history.sqlite")
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "first.png"
+    path.write_bytes(png_bytes())
+    return path
+
+
+@pytest.fixture
+def preview(log: sw.History) -> PreviewBackend:
+    return PreviewBackend(media_dir=log.media_dir, queue_s=0.05, fps=8, scale=0.1)
+
+
+@pytest.fixture
+def fal(fakefal, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The fake fal server with 2 s jobs, a real MP4 behind its media URL and an input image."""
+    monkeypatch.setenv("FAL_KEY", "test-key-not-secret")
+    fakefal.configure(queue_s=0.2, run_s=1.8)
+    fakefal.media["video.mp4"] = mp4_bytes(tmp_path)
+    fakefal.media["input.png"] = png_bytes()
+    return fakefal
+
+
+def never(plan: SweepPlan) -> bool:
+    return False
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+def test_lists_become_axes_and_the_plan_is_priced_and_printed(
+        log: sw.History, image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = sw.sweep(prompt="a fox", image_url=image, model=MODELS, duration=[4, 8], repeat=2,
+                   backend="fal", history=log, confirm=never)
+    plan = run.plan
+    assert plan.axes == {"model": MODELS, "duration": [4, 8]}
+    assert plan.n_jobs == 12 and plan.repeat == 2
+    assert plan.estimate_usd == pytest.approx(2 * 3 * (0.4 + 0.8))
+    line = capsys.readouterr().out.strip()
+    assert line == plan.line()
+    assert "12 jobs" in line and "$7.20" in line and plan.sweep_id in line
+    assert len(log) == 0 and run.status == {"waiting": 12}
+
+
+def test_a_list_field_takes_a_list_of_lists_as_its_axis(log: sw.History, image: Path) -> None:
+    fixed = sw.sweep(prompt="p", image_url=image, character_ids=["a", "b"], backend="fal",
+                     history=log, confirm=never)
+    assert fixed.plan.axes == {} and fixed.plan.fields["character_ids"] == ["a", "b"]
+    axis = sw.sweep(prompt="p", image_url=image, character_ids=[["a"], ["a", "b"]], backend="fal",
+                    history=log, confirm=never)
+    assert axis.plan.axes == {"character_ids": [["a"], ["a", "b"]]}
+    assert [c.arguments["character_ids"] for c in axis.plan.cells] == [["a"], ["a", "b"]]
+
+
+def test_an_invalid_combination_names_its_field_and_nothing_is_sent(
+        fal, log: sw.History) -> None:
+    with pytest.raises(sw.ValidationError) as info:
+        sw.sweep(prompt="p", image_url=fal.media_url("input.png"), duration=[4, 7], backend="fal",
+                 history=log)
+    assert info.value.fields == ["duration"]
+    assert fal.count() == 0 and len(log) == 0
+
+
+def test_a_sweep_over_budget_sends_nothing(fal, log: sw.History) -> None:
+    with pytest.raises(sw.BudgetError) as info:
+        sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS, duration=[4, 8],
+                 budget_usd=1.0, backend="fal", history=log)
+    assert info.value.budget_usd == 1.0 and info.value.estimate_usd == pytest.approx(3.6)
+    assert "budget" in str(info.value) and "$3.60" in str(info.value) and "$1.00" in str(info.value)
+    assert fal.count() == 0 and len(log) == 0
+    assert not (log.media_dir.parent / "sweeps").exists()
+
+
+# --- running against the fake fal server -----------------------------------------------------
+
+
+def test_three_models_by_two_durations_run_concurrently(fal, log: sw.History) -> None:
+    url = fal.media_url("input.png")
+    fal.add_job(queue_s=0.0, run_s=0.05)  # warm up the client so the single job is a fair measure
+    sw.generate(prompt="warm up", image_url=url, backend="fal", history=log, timeout=30)
+
+    started = time.monotonic()
+    sw.generate(prompt="one job", image_url=url, backend="fal", history=log, timeout=30)
+    single = time.monotonic() - started
+    started = time.monotonic()
+    run = sw.sweep(prompt="a fox in snow", image_url=url, model=MODELS, duration=[4, 8],
+                   budget_usd=5, backend="fal", history=log, wait=True)
+    elapsed = time.monotonic() - started
+    print(f"\nsweep of 6 / single job wall time: {elapsed:.2f} s / {single:.2f} s = {elapsed / single:.2f}")
+    assert elapsed < 2 * single
+
+    frame = run.to_dataframe()
+    assert len(frame) == 6
+    assert {"model", "duration", "status", "error", "total_s", "cost_usd", "video_path",
+            "motion", "psnr_db", "duration_s"} <= set(frame.columns)
+    assert list(frame["status"]) == ["completed"] * 6
+    assert sorted(zip(frame["model"], frame["duration"])) == sorted(
+        (m, d) for m in MODELS for d in (4, 8))
+    assert (frame["motion"] > 0).all() and frame["psnr_db"].notna().all()
+    assert {r["sweep_id"] for r in log.find(sweep_id=run.sweep_id)} == {run.sweep_id}
+    assert len(log.find(sweep_id=run.sweep_id)) == 6 and fal.count("submit") == 8
+
+
+def test_a_failed_cell_shows_its_error_and_the_others_finish(fal, log: sw.History) -> None:
+    fal.configure(queue_s=0.05, run_s=0.2)
+    fal.add_job(error=validation_error("prompt", "Prompt is too dull"))
+    run = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS, backend="fal",
+                   history=log, max_concurrent=1, wait=True)
+    frame = run.to_dataframe()
+    assert list(frame["status"]) == ["failed", "completed", "completed"]
+    assert "Prompt is too dull" in frame["error"][0]
+    assert frame["error"][1:].isna().all()
+    assert run.status == {"failed": 1, "completed": 2}
+
+
+def test_a_sweep_resumes_after_a_restart_finishing_only_what_did_not(
+        fal, tmp_path: Path) -> None:
+    fal.configure(queue_s=0.2, run_s=2.5)
+    path = tmp_path / "runs" / "history.sqlite"
+    script = (
+        "import sora_widgets as sw, time\n"
+        f"s = sw.sweep(prompt='p', image_url={fal.media_url('input.png')!r}, model={MODELS!r}, "
+        f"duration=[4, 8], backend='fal', history=sw.History({str(path)!r}), max_concurrent=2)\n"
+        "print('ID', s.sweep_id, flush=True)\n"
+        "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    try:
+        sweep_id = next(line.split()[1] for line in proc.stdout if line.startswith("ID "))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if sum(bool(r["request_id"]) for r in sw.History(path).find(sweep_id=sweep_id)) >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # the kernel dies: two jobs in flight on fal, four never submitted
+        proc.wait()
+    assert fal.count("submit") == 2
+
+    log = sw.History(path)  # a fresh process's view of the same run folder
+    before = {r["id"]: r for r in log.find(sweep_id=sweep_id)}
+    assert len(before) == 2 and all(not r["status"].is_final for r in before.values())
+    plan = SweepPlan.from_json(json.loads((path.parent / "sweeps" / f"{sweep_id}.json").read_text()))
+    taken = {json.dumps(r["arguments"], sort_keys=True) for r in before.values()}
+    unsent = next(c for c in plan.cells if c.key not in taken)
+    died = log.start(plan.endpoint_id, "fal", unsent.arguments, sweep_id=sweep_id)  # never sent
+
+    run = sw.Sweep.open(sweep_id, history=log).wait(timeout=60)
+    assert run.status == {"completed": 6}
+    assert fal.count("submit") == 6  # the two in flight were followed, not sent again
+    assert {c.index: s["history_id"] for c, s in run.records()}.keys() == set(range(6))
+    followed = {s["history_id"] for _, s in run.records()} & before.keys()
+    assert followed == before.keys()
+    assert log.get(died)["status"] == "failed" and log.get(died)["error_type"] == "interrupted"
+    assert len(log.find(sweep_id=sweep_id)) == 7
+
+
+# --- offline -----------------------------------------------------------------------------------
+
+
+def test_an_offline_preview_sweep_with_repeats_summarises_per_model(
+        log: sw.History, image: Path, preview: PreviewBackend, tmp_path: Path) -> None:
+    run = sw.sweep(prompt="zoom in", image_url=image, model=MODELS[:2], repeat=2, budget_usd=0.01,
+                   backend=preview, history=log, wait=True)
+    assert not run.plan.charged  # nothing is charged, so the tiny budget does not refuse it
+    frame = run.to_dataframe()
+    assert len(frame) == 4 and list(frame["sample"]) == [0, 1, 0, 1]
+    assert (frame["status"] == "completed").all() and frame["motion"].notna().all()
+    summary = run.summary(by="model")
+    assert list(summary.index) == MODELS[:2]
+    assert ("total_s", "mean") in summary.columns and ("motion", "std") in summary.columns
+    assert summary[("motion", "count")].tolist() == [2, 2]
+    figure = run.chart(tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").stat().st_size > 1000 and len(figure.axes) == 3
+    with pytest.raises(ValueError, match="axes are model"):
+        run.summary(by="duration")
+
+
+def test_reopening_a_finished_sweep_sends_nothing_and_reuses_its_metrics(
+        log: sw.History, image: Path, preview: PreviewBackend) -> None:
+    run = sw.sweep(prompt="pan left", image_url=image, duration=[4, 8], backend=preview,
+                   history=log, wait=True)
+    first = run.to_dataframe()
+    again = sw.Sweep.open(run.sweep_id, history=sw.History(log.path)).wait(timeout=30)
+    assert again.jobs == [] and len(log) == 2
+    frame = again.to_dataframe()
+    assert list(frame["history_id"]) == list(first["history_id"])
+    assert list(frame["motion"]) == list(first["motion"])
+
+
+def test_opening_an_unknown_sweep_names_the_saved_ones(log: sw.History) -> None:
+    with pytest.raises(KeyError, match="saved sweeps: none"):
+        sw.Sweep.open("nope", history=log)
