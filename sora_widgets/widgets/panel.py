@@ -1,0 +1,265 @@
+"""The Panel: controls from the schema, live validation and cost, job cards, and the history tab.
+
+`sw.Panel()` in a cell is the whole playground. It never blocks the kernel: Generate submits a
+job on the package's job loop and returns, and the job's card follows it. Saved without widget
+state, the cell still shows a static HTML summary of the latest results (`_repr_mimebundle_`).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import traitlets
+
+from .._errors import SoraWidgetsError, ValidationError
+from ..backends import Backend, key_source
+from ..pricing import PRICES_AS_OF, estimate_cost, format_usd
+from ..schema import DEFAULT_ENDPOINT, EndpointSchema, did_you_mean, load_schema
+from .controls import FieldControl, control_for, is_advanced
+
+if TYPE_CHECKING:
+    from ..history import History
+    from ..jobs import Job
+    from .card import JobCard
+    from .history_view import HistoryView
+
+__all__ = ["Panel"]
+
+OFFLINE = ("Offline preview — no FAL_KEY set: videos are rendered on this machine from your "
+           "image, not by Sora")
+SUMMARY_RUNS = 5
+
+
+class Panel(widgets.VBox):
+    """A playground for one fal endpoint: `controls`, `arguments`, `generate()`, job cards, history."""
+
+    valid = traitlets.Bool(False, help="True when the current arguments pass the schema's checks.")
+    cost_usd = traitlets.Float(None, allow_none=True,
+                               help="Estimated cost of the current request in USD; None if unknown.")
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, schema: EndpointSchema | None = None,
+                 backend: str | Backend | None = None, history: History | None = None,
+                 embed_videos: bool = False, advanced: Iterable[str] | None = None) -> None:
+        """`advanced` names the fields to fold under "Advanced" (default: `is_advanced`)."""
+        from ..history import History
+
+        self.schema = schema if schema is not None else load_schema(endpoint)
+        self.history = history if history is not None else History()
+        self.backend = backend
+        self.embed_videos = embed_videos
+        self.jobs: list[Job] = []
+        self.cards: list[JobCard] = []
+        self._history_view: HistoryView | None = None
+        self._touched: set[str] = set()
+        self._bulk = False
+        media_dir = self.history.media_dir
+        self.controls: dict[str, FieldControl] = {
+            f.name: control_for(f, media_dir=media_dir) for f in self.schema.fields}
+        folded = set(advanced) if advanced is not None else {
+            f.name for f in self.schema.fields if is_advanced(f)}
+        main = [c for name, c in self.controls.items() if name not in folded]
+        extra = [c for name, c in self.controls.items() if name in folded]
+        self.banner = widgets.HTML()
+        self.generate_button = widgets.Button(description="Generate", icon="play",
+                                              button_style="primary", disabled=True)
+        self.generate_button.on_click(self._handle_generate)
+        self.cost = widgets.HTML()
+        self.status_line = widgets.HTML()
+        self.cards_box = widgets.VBox()
+        form = [*main]
+        if extra:
+            fold = widgets.Accordion([widgets.VBox(extra)], titles=("Advanced",), selected_index=None)
+            form.append(fold)
+        form += [widgets.HBox([self.generate_button, self.cost], layout=widgets.Layout(
+            align_items="center", margin="6px 0")), self.status_line, self.cards_box]
+        self._history_box = widgets.VBox()
+        self.tabs = widgets.Tab([widgets.VBox(form), self._history_box],
+                                titles=("Generate", "History"))
+        self.tabs.observe(self._handle_tab, "selected_index")
+        super().__init__([self.banner, self.tabs])
+        for name, control in self.controls.items():
+            control.observe(self._handle_change, names=["value", "problem"])
+        self._refresh()
+
+    # --- the request ------------------------------------------------------------------------
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The current request: every field that is set, as the controls hold it."""
+        return {name: c.value for name, c in self.controls.items() if c.value is not None}
+
+    @arguments.setter
+    def arguments(self, value: Mapping[str, Any]) -> None:
+        unknown = [(str(k), f"is not a field of {self.schema.endpoint_id}"
+                            f"{did_you_mean(str(k), self.schema.names)}")
+                   for k in value if k not in self.controls]
+        if unknown:
+            raise ValidationError(unknown, endpoint_id=self.schema.endpoint_id)
+        errors = []
+        self._bulk = True
+        try:
+            for f in self.schema.fields:
+                wanted = value.get(f.name, f.default if f.has_default else None)
+                try:
+                    self.controls[f.name].value = wanted
+                except traitlets.TraitError as exc:
+                    errors.append((f.name, str(exc)))
+        finally:
+            self._bulk = False
+        self._touched.update(self.controls)
+        self._refresh()
+        if errors:
+            raise ValidationError(errors, endpoint_id=self.schema.endpoint_id)
+
+    def _handle_change(self, change: traitlets.Bunch) -> None:
+        self._touched.add(change.owner.field.name)
+        if not self._bulk:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Validate, show each problem by its field, enable Generate, update cost and banner."""
+        arguments = self.arguments
+        messages: dict[str, str] = {}
+        try:
+            checked = self.schema.validate(arguments)
+        except ValidationError as exc:
+            checked = {**self.schema.defaults(), **arguments}
+            for name, message in exc.errors:
+                messages.setdefault(name, message)
+        waiting = []
+        for name, control in self.controls.items():
+            message = messages.get(name, "")
+            if message and control.value is None and name not in self._touched:
+                waiting.append(control.field.label)  # untouched and empty: no red yet
+                message = ""
+            control.message = f"{control.field.label} {message}" if message else ""
+        blocked = [c.field.label for c in self.controls.values() if c.problem]
+        self.valid = not messages and not blocked
+        self.generate_button.disabled = not self.valid
+        self.status_line.value = (f"<small style='color:#666'>To generate, fill in: "
+                                  f"{html.escape(', '.join(waiting))}</small>"
+                                  if waiting and not blocked else "")
+        self.cost_usd = estimate_cost(self.schema.endpoint_id, checked)
+        self.cost.value = self._cost_html()
+        self.banner.value = self._banner_html()
+
+    def _cost_html(self) -> str:
+        if self.cost_usd is None:
+            return "&nbsp;Estimated cost: <b>unknown</b> <small>(no published price for this request)</small>"
+        free = " <small>(the offline preview itself is free)</small>" if self.backend_name == "preview" else ""
+        return (f"&nbsp;Estimated cost: <b>{format_usd(self.cost_usd)}</b> "
+                f"<small style='color:#666'>fal's price as of {PRICES_AS_OF}</small>{free}")
+
+    # --- where it runs ----------------------------------------------------------------------
+
+    @property
+    def backend_name(self) -> str:
+        """"fal" or "preview": the backend a Generate click would use now."""
+        if isinstance(self.backend, str):
+            return self.backend
+        if self.backend is not None:
+            return str(self.backend.name)
+        return "fal" if key_source() else "preview"
+
+    def backend_text(self) -> str:
+        """Which backend runs jobs, in plain words; names where the key comes from, never the key."""
+        if self.backend is not None and not isinstance(self.backend, str):
+            return self.backend.describe()
+        if self.backend_name == "preview":
+            if key_source():
+                return ("Offline preview (chosen) — your fal key is not used: videos are rendered "
+                        "on this machine from your image, not by Sora")
+            return OFFLINE
+        source = key_source()
+        return f"fal.ai — key from {source}" if source else "fal.ai — no key found: set FAL_KEY"
+
+    def _banner_html(self) -> str:
+        where = f" · endpoint <code>{html.escape(self.schema.endpoint_id)}</code>"
+        if "model" in self.controls and self.controls["model"].value is not None:
+            where += f" · model <code>{html.escape(str(self.controls['model'].value))}</code>"
+        colour = "#fff4d6" if self.backend_name == "preview" else "#e8f3ff"
+        return (f"<div style='background:{colour};padding:4px 8px;border-radius:4px'>"
+                f"{html.escape(self.backend_text())}{where}</div>")
+
+    # --- running jobs -----------------------------------------------------------------------
+
+    def generate(self) -> Job:
+        """Submit the current request and return its Job at once; its card follows it.
+
+        Raises ValidationError (nothing sent) when the request is invalid."""
+        from ..jobs import submit
+        from .card import JobCard
+
+        job = submit(schema=self.schema, arguments=self.arguments, backend=self.backend,
+                     history=self.history)
+        job.on_event(self._handle_job_event)
+        card = JobCard(job, on_load=self._handle_load, embed_videos=self.embed_videos)
+        self.jobs.append(job)
+        self.cards.insert(0, card)
+        self.cards_box.children = (card, *self.cards_box.children)
+        return job
+
+    def _handle_generate(self, button: widgets.Button) -> None:
+        try:
+            self.generate()
+        except SoraWidgetsError as exc:
+            self.status_line.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+
+    def _handle_job_event(self, job: Job, event: Any) -> None:
+        if event.is_final and self._history_view is not None:
+            self._history_view.refresh()
+
+    def _handle_load(self, arguments: Mapping[str, Any]) -> None:
+        """Put a past request into the controls; fields this endpoint lacks are named, not set."""
+        ignored = [name for name in arguments if name not in self.controls]
+        self.arguments = {k: v for k, v in arguments.items() if k in self.controls}
+        self.tabs.selected_index = 0
+        if ignored:
+            self.status_line.value = (f"<small>Not fields of {html.escape(self.schema.endpoint_id)}"
+                                      f", left out: {html.escape(', '.join(ignored))}</small>")
+
+    # --- history tab ------------------------------------------------------------------------
+
+    @property
+    def history_view(self) -> HistoryView:
+        """The History tab's view, built on first use so a new panel opens fast."""
+        if self._history_view is None:
+            from .history_view import HistoryView
+
+            models = (self.schema["model"].enum or ()) if "model" in self.schema else ()
+            self._history_view = HistoryView(
+                self.history, models=models,
+                on_load=self._handle_load, embed_videos=self.embed_videos)
+            self._history_box.children = (self._history_view,)
+        return self._history_view
+
+    def _handle_tab(self, change: traitlets.Bunch) -> None:
+        if change.new == 1:
+            self.history_view.refresh()
+
+    # --- display ----------------------------------------------------------------------------
+
+    def summary_html(self) -> str:
+        """Static HTML of the latest results: what a saved notebook shows without a kernel."""
+        head = f"<div><b>sora-widgets panel</b> · {self._banner_html()}</div>"
+        if self.cards:
+            body = "".join(card.static_html() for card in self.cards[:SUMMARY_RUNS])
+        else:
+            from .history_view import record_html
+
+            rows = self.history.find(endpoint_id=self.schema.endpoint_id, limit=SUMMARY_RUNS)
+            body = "".join(record_html(row) for row in rows) or "<p>No runs yet.</p>"
+        return f"<div class='sora-panel-summary'>{head}{body}</div>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/html"] = self.summary_html()
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        return (f"Panel({self.schema.endpoint_id!r}, backend={self.backend_name!r}, "
+                f"runs={len(self.jobs)})")

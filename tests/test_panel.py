@@ -1,0 +1,270 @@
+"""The Panel in Python: controls from schemas, arguments both ways, validation, cost, jobs, cards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import ipywidgets as widgets
+import pytest
+from PIL import Image
+
+import sora_widgets as sw
+from sora_widgets.backends.preview import PreviewBackend
+from sora_widgets.history import History
+from sora_widgets.widgets.panel import OFFLINE, Panel
+
+SENTINEL = "fal-key-SENTINEL-0123456789abcdef"
+
+UNSEEN = {
+    "openapi": "3.0.4",
+    "info": {"title": "Wobble", "x-fal-metadata": {"endpointId": "acme/wobble/v2"}},
+    "paths": {"/acme/wobble/v2": {"post": {"requestBody": {"content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/WobbleInput"}}}}}}},
+    "components": {"schemas": {"WobbleInput": {
+        "type": "object",
+        "x-fal-order-properties": ["text", "reference_image_url", "steps", "strength", "style",
+                                   "loop", "palette"],
+        "required": ["text", "reference_image_url"],
+        "properties": {
+            "text": {"type": "string", "maxLength": 800, "description": "What wobbles"},
+            "reference_image_url": {"type": "string", "description": "Start frame"},
+            "steps": {"type": "integer", "minimum": 1, "maximum": 64, "default": 16},
+            "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+            "style": {"enum": ["calm", "jelly", "earthquake", "cartoon", "noir"], "type": "string",
+                      "default": "jelly"},
+            "loop": {"type": "boolean", "default": False},
+            "palette": {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "maxItems": 2},
+        },
+    }}},
+}
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "first.png"
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(path)
+    return path
+
+
+def make_panel(tmp_path: Path, **kwargs) -> Panel:
+    return sw.Panel(backend="preview", history=History(tmp_path / "runs"), **kwargs)
+
+
+def test_controls_follow_the_bundled_schema(tmp_path):
+    panel = make_panel(tmp_path)
+    schema = sw.load_schema()
+    assert list(panel.controls) == schema.names
+    fold = next(w for w in panel.tabs.children[0].children if isinstance(w, widgets.Accordion))
+    assert fold.titles == ("Advanced",)
+    assert [c.field.name for c in fold.children[0].children] == [
+        "delete_video", "detect_and_block_ip", "character_ids"]
+    assert panel.arguments == schema.defaults()
+
+
+def test_setting_controls_sets_arguments(tmp_path, image):
+    panel = make_panel(tmp_path)
+    panel.controls["prompt"].value = "a slow pan"
+    panel.controls["image_url"].value = str(image)
+    panel.controls["duration"].editor.value = "8"
+    panel.controls["character_ids"].editor.value = ["alice"]
+    args = panel.arguments
+    assert args["prompt"] == "a slow pan" and args["image_url"] == str(image)
+    assert args["duration"] == 8 and args["character_ids"] == ["alice"]
+    assert panel.valid and not panel.generate_button.disabled
+
+
+def test_setting_arguments_sets_controls(tmp_path):
+    panel = make_panel(tmp_path)
+    panel.arguments = {"prompt": "waves", "image_url": "https://example.com/x.png",
+                       "model": "sora-2-2025-10-06", "delete_video": False}
+    assert panel.controls["model"].editor.value == "sora-2-2025-10-06"
+    assert panel.controls["delete_video"].editor.value is False
+    assert panel.controls["duration"].value == 4  # unnamed fields go back to their default
+    assert panel.controls["character_ids"].value is None
+    assert "sora-2-2025-10-06" in panel.banner.value
+    with pytest.raises(sw.ValidationError, match="did you mean"):
+        panel.arguments = {"promt": "x"}
+    with pytest.raises(sw.ValidationError, match="duration"):
+        panel.arguments = {"duration": 7}
+
+
+def test_unseen_endpoint_builds_matching_controls(tmp_path):
+    schema = sw.EndpointSchema.from_openapi(UNSEEN)
+    panel = make_panel(tmp_path, schema=schema)
+    c = panel.controls
+    assert list(c) == ["text", "reference_image_url", "steps", "strength", "style", "loop", "palette"]
+    assert isinstance(c["text"].editor, widgets.Textarea)
+    assert type(c["reference_image_url"].editor).__name__ == "ImageInput"
+    assert (c["steps"].editor.min, c["steps"].editor.max, c["steps"].value) == (1, 64, 16)
+    assert isinstance(c["strength"].editor, widgets.FloatSlider)
+    assert c["style"].editor.options == ("calm", "jelly", "earthquake", "cartoon", "noir")
+    assert isinstance(c["palette"].editor, widgets.SelectMultiple)
+    panel.arguments = {"text": "jelly cube", "reference_image_url": "https://example.com/a.png",
+                       "palette": ["red"]}
+    assert panel.valid
+    assert "unknown" in panel.cost.value  # no published price for an endpoint it has never seen
+    c["palette"].value = ["red", "green", "blue"]
+    assert panel.generate_button.disabled and "at most 2" in c["palette"].message
+
+
+def test_invalid_input_disables_generate_and_shows_the_message_by_the_field(tmp_path, image):
+    panel = make_panel(tmp_path)
+    assert panel.generate_button.disabled
+    assert panel.controls["prompt"].message == ""  # untouched and empty: no red yet
+    assert "Prompt" in panel.status_line.value
+    panel.arguments = {"prompt": "x" * 5001, "image_url": str(image)}
+    assert panel.generate_button.disabled and not panel.valid
+    assert "at most 5000 characters" in panel.controls["prompt"].message
+    assert "at most 5000" in panel.controls["prompt"]._message.value
+    panel.controls["prompt"].value = "fine"
+    assert not panel.generate_button.disabled and panel.controls["prompt"].message == ""
+    panel.controls["image_url"].value = str(image.with_name("gone.png"))
+    assert panel.generate_button.disabled
+    assert "no image file" in panel.controls["image_url"]._message.value
+
+
+def test_cost_follows_duration(tmp_path):
+    panel = make_panel(tmp_path)
+    assert "$0.40" in panel.cost.value and panel.cost_usd == pytest.approx(0.4)
+    panel.controls["duration"].value = 12
+    assert "$1.20" in panel.cost.value and panel.cost_usd == pytest.approx(1.2)
+
+
+def test_banner_says_offline_in_plain_words(tmp_path):
+    panel = sw.Panel(history=History(tmp_path / "runs"))
+    assert OFFLINE in panel.banner.value
+    assert "fal-ai/sora-2/image-to-video" in panel.banner.value and "sora-2" in panel.banner.value
+
+
+def test_generate_with_preview_ends_with_a_playable_video(tmp_path, image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    panel.arguments = {"prompt": "a red box drifts", "image_url": str(image)}
+    panel.generate_button.click()
+    assert len(panel.jobs) == 1 and panel.cards_box.children == (panel.cards[0],)
+    job = panel.jobs[0]
+    gen = job.result(timeout=60)
+    card = panel.cards[0]
+    assert gen.ok and card.status == "completed" and card.bar.status == "completed"
+    assert "<video" in card.video_html
+    src = card.video_html.split("<video src='", 1)[1].split("'", 1)[0]
+    assert not Path(src).is_absolute() and Path(src).is_file()
+    assert card.video.outputs[0]["data"]["text/html"] == card.video_html
+    assert "base64" not in card.video_html  # linked, not embedded
+    assert card.cancel_button.layout.display == "none"
+    assert "request id" in card.facts.value and "cost" in card.facts.value
+
+
+def test_embed_videos_puts_the_bytes_in(tmp_path, image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    panel = sw.Panel(backend="preview", history=History(tmp_path), embed_videos=True)
+    panel.arguments = {"prompt": "embedded", "image_url": str(image)}
+    panel.generate().result(timeout=60)
+    assert "src='data:video/mp4;base64," in panel.cards[0].video_html
+
+
+def test_several_jobs_run_at_once(tmp_path, image):
+    panel = make_panel(tmp_path)
+    panel.arguments = {"prompt": "one", "image_url": str(image)}
+    first = panel.generate()
+    panel.controls["prompt"].value = "two"
+    second = panel.generate()
+    assert first.result(timeout=60).ok and second.result(timeout=60).ok
+    assert [c.job for c in panel.cards] == [second, first]
+
+
+def test_cancel_button_cancels_the_job(tmp_path, image):
+    backend = PreviewBackend(media_dir=tmp_path / "runs" / "media", queue_s=30)
+    panel = sw.Panel(backend=backend, history=History(tmp_path / "runs"))
+    panel.arguments = {"prompt": "never made", "image_url": str(image)}
+    job = panel.generate()
+    card = panel.cards[0]
+    card._cancel()  # what the Cancel button runs on its helper thread
+    with pytest.raises(sw.GenerationError):
+        job.result(timeout=30)
+    assert card.status == "cancelled" and "Cancelled" in card.error.value
+    assert panel.history.get(job.history_id)["status"].value == "cancelled"
+
+
+def test_failed_request_is_explained_on_the_status_line(tmp_path):
+    panel = make_panel(tmp_path)
+    panel.generate_button.click()  # invalid: nothing is sent, no card
+    assert panel.jobs == [] and "prompt" in panel.status_line.value
+
+
+def test_card_actions_load_rate_and_note(tmp_path, image):
+    panel = make_panel(tmp_path)
+    panel.arguments = {"prompt": "<b>bold</b> move", "image_url": str(image), "duration": 8}
+    job = panel.generate()
+    job.result(timeout=60)
+    card = panel.cards[0]
+    panel.arguments = {"prompt": "something else", "image_url": str(image)}
+    assert card.actions.children[0] is card.load_button
+    card.load_button.click()
+    assert panel.controls["prompt"].value == "<b>bold</b> move" and panel.controls["duration"].value == 8
+    card.rating.value = 5
+    card.notes.value = "keeper"
+    row = panel.history.get(job.history_id)
+    assert row["rating"] == 5 and row["notes"] == "keeper"
+    card.code_button.click()
+    assert card.code_box.layout.display is None and len(card.code_box.children) == 4
+
+
+def test_copy_as_code_reproduces_the_request(tmp_path, image):
+    panel = make_panel(tmp_path)
+    panel.arguments = {"prompt": "code me", "image_url": "https://example.com/a.png", "duration": 8}
+    panel.generate().result(timeout=60)
+    code = panel.cards[0].code
+    compile(code["sora_widgets"], "sw", "exec")
+    compile(code["fal_client"], "fal", "exec")
+    assert "sw.generate(" in code["sora_widgets"] and "'duration': 8" in code["sora_widgets"]
+    assert "fal_client.subscribe(" in code["fal_client"]
+    assert "'fal-ai/sora-2/image-to-video'" in code["fal_client"]
+
+
+def test_no_key_anywhere(tmp_path, image, monkeypatch):
+    monkeypatch.setenv("FAL_KEY", SENTINEL)
+    monkeypatch.chdir(tmp_path)
+    auto = sw.Panel(history=History(tmp_path))
+    assert "fal.ai — key from FAL_KEY" in auto.banner.value
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    assert "your fal key is not used" in panel.banner.value
+    panel.arguments = {"prompt": "secret?", "image_url": str(image)}
+    panel.generate().result(timeout=60)
+    card = panel.cards[0]
+    card.code_button.click()
+    texts = [repr(panel), repr(auto), repr(card), auto.banner.value, panel.banner.value,
+             str(panel._repr_mimebundle_()), str(auto._repr_mimebundle_()), card.static_html(),
+             card.facts.value, card.video_html, *card.code.values(),
+             *(getattr(w, "value", "") for w in card.code_box.children),
+             *(getattr(w, "text", "") for w in card.code_box.children)]
+    assert all(SENTINEL not in str(text) for text in texts)
+
+
+def test_saved_notebook_summary_escapes_the_latest_prompt(tmp_path, image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    assert "No runs yet" in panel._repr_mimebundle_()["text/html"]
+    panel.arguments = {"prompt": "<script>alert('x')</script> waves", "image_url": str(image)}
+    panel.generate().result(timeout=60)
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    page = bundle["text/html"]
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; waves" in page
+    assert "<script>" not in page and "<video src='media/videos/" in page
+    assert len(page) < 10_000
+    assert bundle["text/plain"].startswith("Panel(")
+    reopened = sw.Panel(backend="preview", history=History(tmp_path))  # a fresh panel: from history
+    assert "&lt;script&gt;" in reopened._repr_mimebundle_()["text/html"]
+
+
+def test_import_stays_light_and_heavy_parts_load_on_first_use():
+    """Speed itself is measured in bench/; this checks what makes it fast: lazy imports."""
+    code = ("import sys, sora_widgets as sw; "
+            "heavy = ['ipywidgets', 'pandas', 'av', 'numpy', 'PIL', 'fal_client', 'httpx']; "
+            "print(sorted(m for m in heavy if m in sys.modules)); sw.Panel(); "
+            "print('ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"]
