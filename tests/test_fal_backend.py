@@ -55,8 +55,9 @@ async def test_stream_follows_a_3s_job_in_at_most_5_requests(fal: FalBackend, fa
     started = time.monotonic()
     request_id, events, result = await run_job(fal)
     lag = time.monotonic() - started - 3.0
-    assert fakefal.count() <= 5 and fakefal.count("status") == 0
-    assert dict(fakefal.counts) == {"submit": 1, "stream": 1, "result": 1}
+    assert fakefal.count() <= 5
+    # the result fetch is fal_client's AsyncRequestHandle.get(): one status call, then the GET
+    assert dict(fakefal.counts) == {"submit": 1, "stream": 1, "status": 1, "result": 1}
     assert events[0].kind == "queued" and events[0].position is not None
     assert events[-1].kind == "completed" and sum(e.is_final for e in events) == 1
     assert [line for e in events for line in e.logs] == ["Starting", "Rendering", "Encoding"]
@@ -83,9 +84,29 @@ async def test_unavailable_stream_falls_back_to_adaptive_polling(fal: FalBackend
     fakefal.add_fault("stream", Fault.http(404))
     _, events, _ = await run_job(fal)
     assert fakefal.count("stream") == 1 and events[-1].kind == "completed"
-    polls = fakefal.of_kind("status")
-    assert all(r.query["logs"] == ["1"] for r in polls)
-    assert len(polls) < 0.9 / 0.05, "polling should back off"
+    polls = [r for r in fakefal.of_kind("status") if r.query["logs"] == ["true"]]
+    assert polls and len(polls) < 0.9 / 0.05, "polling should back off"
+
+
+async def test_polls_result_and_cancel_are_fal_client_calls(fal: FalBackend, fakefal: FakeFal) -> None:
+    """Submit and stream are ours; the status fallback, result and cancel are fal_client's calls.
+
+    fal_client's handle sends `logs=true`/`false` (httpx's encoding of its bool) where our stream
+    sends `logs=1`, and its `get()` checks the status (without logs) right before the result GET.
+    """
+    from fal_client.client import USER_AGENT
+
+    fakefal.configure(queue_s=0.2, run_s=0.3)
+    fakefal.add_fault("stream", Fault.http(404))
+    await run_job(fal)
+    pattern = [(r.kind, r.method, tuple(r.query.get("logs", ()))) for r in fakefal.requests]
+    assert pattern[:2] == [("submit", "POST", ()), ("stream", "GET", ("1",))]
+    assert pattern[-2:] == [("status", "GET", ("false",)), ("result", "GET", ())]
+    assert len(pattern) > 4 and set(pattern[2:-2]) == {("status", "GET", ("true",))}
+    request_id = await fal.submit(APP, ARGS)
+    await fal.cancel(APP, request_id)
+    assert fakefal.requests[-1].method == "PUT" and fakefal.requests[-1].kind == "cancel"
+    assert {r.headers["user-agent"] for r in fakefal.requests} == {USER_AGENT}
 
 
 async def test_polling_interval_grows_to_its_cap(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,7 +115,7 @@ async def test_polling_interval_grows_to_its_cap(fakefal: FakeFal, monkeypatch: 
     fal = FalBackend(use_stream=False, poll_min_s=0.25, poll_max_s=3.0)
     await run_job(fal)
     assert fakefal.count("stream") == 0
-    assert 4 <= fakefal.count("status") <= 7  # 0.25, 0.375, 0.56, 0.84 ... vs 22 at 0.1 s
+    assert 5 <= fakefal.count("status") <= 8  # 0.25, 0.375, 0.56, 0.84 ... vs 22 at 0.1 s, +1 for the result
 
 
 async def test_status_5xx_and_drops_are_retried(fal: FalBackend, fakefal: FakeFal) -> None:
@@ -107,13 +128,22 @@ async def test_status_5xx_and_drops_are_retried(fal: FalBackend, fakefal: FakeFa
     assert events[-1].kind == "completed" and fakefal.count("status") >= 6
 
 
-async def test_result_honours_retry_after(fal: FalBackend, fakefal: FakeFal) -> None:
+async def test_submit_honours_retry_after(fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.add_fault("submit", Fault.rate_limited(0.4))
+    started = time.monotonic()
+    assert await fal.submit(APP, ARGS)
+    assert time.monotonic() - started >= 0.4
+    assert fakefal.count("submit") == 2 and len(fakefal.jobs) == 1
+
+
+async def test_result_429_is_retried_by_fal_client_before_retry_after(fal: FalBackend, fakefal: FakeFal) -> None:
+    """Pins fal_client 1.0.3: it retries a 429 itself after ~0.1 s; our Retry-After wait only follows its 10 tries."""
     request_id = await fal.submit(APP, ARGS)
     await follow(fal, request_id)
-    fakefal.add_fault("result", Fault.rate_limited(0.4))
+    fakefal.add_fault("result", Fault.rate_limited(2))
     started = time.monotonic()
     assert (await fal.result(APP, request_id))["video_id"]
-    assert time.monotonic() - started >= 0.4 and fakefal.count("result") == 2
+    assert time.monotonic() - started < 1.5 and fakefal.count("result") == 2
 
 
 async def test_resume_from_a_request_id_with_a_fresh_backend(fal: FalBackend, fakefal: FakeFal) -> None:
@@ -254,28 +284,27 @@ async def test_missing_key_raises_before_anything_is_sent(fakefal: FakeFal) -> N
 
 async def test_rate_limit_that_outlasts_the_deadline(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAL_KEY", KEY)
-    fakefal.configure(queue_s=0, run_s=0)
     fal = FalBackend(retry_deadline_s=1.0)
-    request_id = await fal.submit(APP, ARGS)
-    fakefal.add_fault("result", Fault.rate_limited(5))
+    fakefal.add_fault("submit", Fault.rate_limited(5))
     with pytest.raises(GenerationError) as info:
-        await fal.result(APP, request_id)
-    assert failure(info).kind == "rate_limited" and fakefal.count("result") == 1
+        await fal.submit(APP, ARGS)
+    assert failure(info).kind == "rate_limited" and fakefal.count("submit") == 1 and not fakefal.jobs
 
 
-async def test_persistent_5xx_and_drops_end_as_server_and_network(fal: FalBackend, fakefal: FakeFal) -> None:
-    fal.max_attempts = 3
+async def test_persistent_5xx_and_drops_end_as_server_and_timeout(fal: FalBackend, fakefal: FakeFal) -> None:
+    fal.max_attempts, fal.read_timeout_s = 3, 0.5
     request_id = await fal.submit(APP, ARGS)
     await follow(fal, request_id)
-    fakefal.add_fault("result", Fault.http(503), times=3)
+    fakefal.add_fault("result", Fault.http(503), times=3)  # a JSON 503: fal_client raises it at once
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
     assert failure(info).kind == "server" and fakefal.count("result") == 3
-    fakefal.add_fault("result", Fault.drop(), times=3)
+    fakefal.add_fault("result", Fault.drop(), times=3)  # fal_client retries dropped connections itself
+    assert (await fal.result(APP, request_id))["video_id"] and fakefal.count("result") == 7
+    fakefal.add_fault("result", Fault.drop(), times=100)  # ... until our bound on each call cuts it
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    assert failure(info).kind == "network"
-    assert (await fal.result(APP, request_id))["video_id"]
+    assert failure(info).kind == "timeout"
 
 
 async def test_slow_result_times_out(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -421,14 +450,40 @@ def test_every_lower_level_error_is_translated(action: str, exc: Exception, kind
     assert error.request_id == "req-1" and str(error)
 
 
-def test_fal_client_errors_are_translated() -> None:
-    from fal_client.auth import MissingCredentialsError
+def _fal_client_error(status: int, body: object) -> Exception:
+    """A FalClientHTTPError built the way fal_client 1.0.3 builds it (message = the body's detail)."""
     from fal_client.client import FalClientHTTPError
 
-    response = httpx.Response(422, json={"detail": [{"loc": ["body", "image_url"], "msg": "bad", "type": "t"}]},
-                              request=httpx.Request("POST", "https://rest.fal.ai/upload"))
-    upload_error = FalClientHTTPError("bad", 422, dict(response.headers), response=response)
-    assert translate(upload_error, Context("upload", APP, "FAL_KEY")).field == "image_url"
+    response = httpx.Response(status, json=body, request=httpx.Request("GET", "https://queue.fal.run/x/y/requests/r"))
+    detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
+    error_type = body.get("error_type") if isinstance(body, dict) else None
+    return FalClientHTTPError(detail, status, dict(response.headers), response=response, error_type=error_type)
+
+
+@pytest.mark.parametrize(("action", "exc", "kind", "field"), [
+    ("upload", _fal_client_error(422, {"detail": [{"loc": ["body", "image_url"], "msg": "bad", "type": "t"}]}),
+     "validation", "image_url"),
+    ("result", _fal_client_error(422, {"detail": [{"loc": ["body", "prompt"], "msg": "m",
+                                                   "type": "content_policy_violation"}]}),
+     "content_policy", "prompt"),
+    ("result", _fal_client_error(400, {"detail": "Request was cancelled", "error_type": "client_cancelled"}),
+     "cancelled", None),
+    ("cancel", _fal_client_error(400, {"status": "ALREADY_COMPLETED"}), "already_completed", None),
+    ("status", _fal_client_error(401, {"detail": "Invalid key"}), "credentials", None),
+    ("status", _fal_client_error(429, {"detail": "slow down"}), "rate_limited", None),
+    ("result", _fal_client_error(404, {"detail": "Request not found"}), "not_found", None),
+    ("result", _fal_client_error(503, {"detail": "busy"}), "server", None),
+    ("result", TimeoutError(), "timeout", None),
+])
+def test_fal_client_errors_are_translated(action: str, exc: Exception, kind: str, field: str | None) -> None:
+    error = translate(exc, Context(action, APP, "FAL_KEY", "req-1"))
+    assert (error.kind, error.field, error.request_id) == (kind, field, "req-1")
+    assert isinstance(error, CredentialsError) == (kind == "credentials")
+
+
+def test_missing_credentials_from_fal_client_are_translated() -> None:
+    from fal_client.auth import MissingCredentialsError
+
     assert translate(MissingCredentialsError("x"), Context("submit", APP, "no key")).kind == "credentials"
 
 

@@ -1,9 +1,11 @@
 """Every failure talking to fal becomes a GenerationError here, and only here.
 
-`translate(exc, ctx)` maps httpx errors (transport failures, `HTTPStatusError` for fal's
-answers), fal_client's `FalClientHTTPError` (uploads) and `MissingCredentialsError` to a
+`translate(exc, ctx)` maps fal_client's `FalClientHTTPError` (status, result, cancel, upload),
+httpx errors (our submit and status stream: transport failures, `HTTPStatusError`), timeouts
+(`TimeoutError`: our per-call bound on fal_client calls) and `MissingCredentialsError` to a
 `GenerationError` whose `kind` says what happened; callers `raise translate(exc, ctx) from exc`.
-Messages name the key's variable, never its value.
+`http_answer(exc)` reads fal's answer (status, headers, body) out of either HTTP error type, for
+the retry policy and for `translate`. Messages name the key's variable, never its value.
 """
 
 from __future__ import annotations
@@ -37,17 +39,30 @@ class Context:
 def translate(exc: BaseException, ctx: Context) -> GenerationError:
     """The GenerationError that explains `exc` to a notebook user."""
     from fal_client.auth import MissingCredentialsError
-    from fal_client.client import FalClientHTTPError
 
     if isinstance(exc, MissingCredentialsError):
         return _error(ctx, "credentials", MISSING_KEY, cls=CredentialsError)
-    if isinstance(exc, httpx.HTTPStatusError):
-        return _from_response(exc.response.status_code, _json(exc.response), exc.response.headers, ctx)
-    if isinstance(exc, FalClientHTTPError):
-        return _from_response(exc.status_code, _json(exc.response), exc.response.headers, ctx)
+    answer = http_answer(exc)
+    if answer is not None:
+        return _from_response(*answer, ctx)
     if isinstance(exc, httpx.TransportError):
         return _from_transport(exc, ctx)
+    if isinstance(exc, TimeoutError):
+        return _error(ctx, "timeout", f"fal did not answer the {ctx.action} request in time (fal_client's "
+                      "own retries included).")
     return _error(ctx, "error", f"fal {ctx.action} failed: {type(exc).__name__}: {exc}")
+
+
+def http_answer(exc: BaseException) -> tuple[int, Any, httpx.Headers] | None:
+    """(status, body, headers) of fal's error answer, or None when fal did not answer."""
+    from fal_client.client import FalClientHTTPError
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code, _json(exc.response), exc.response.headers
+    if isinstance(exc, FalClientHTTPError):  # `message` is the body's "detail", or the raw text
+        body = {"detail": exc.message, "error_type": exc.error_type}
+        return exc.status_code, body, httpx.Headers(exc.response_headers)
+    return None
 
 
 def _from_transport(exc: httpx.TransportError, ctx: Context) -> GenerationError:

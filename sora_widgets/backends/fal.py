@@ -1,10 +1,16 @@
 """FalBackend: Sora 2 on fal.ai's queue, followed by its status stream, with careful retries.
 
-fal_client supplies the queue layout (`QUEUE_URL_FORMAT`, `AsyncRequestHandle.from_request_id`),
-the `Authorization: Key ...` header (`AuthCredentials`), its backup-domain transport and the
-default uploader. The queue calls themselves go through one httpx client because fal_client 1.0.3
-re-sends a submit after a dropped connection, ignores Retry-After, has no one-shot result and
-does not expose the status stream. fal_client and httpx are imported on first use only.
+One `fal_client.AsyncClient(key=...)` per event loop makes the status polls, the result fetch,
+the cancel and the uploads. Two things cannot go through it, so they use one httpx client of
+ours, built like fal_client's own (its transport, auth header, User-Agent and queue URL):
+- the submit POST: fal_client 1.0.3 sends a submit again after a dropped connection. Measured
+  with tests/fakefal.py's `Fault.drop_after()` on submit (fal processes the POST, then the
+  connection closes unanswered): `SyncClient.submit` made 2 POSTs and 2 jobs ran (pinned by
+  tests/test_fakefal.py::test_fal_client_resubmits_after_a_dropped_connection);
+- the status stream, which fal_client 1.0.3 does not expose (see `_fal_stream.py`).
+fal_client retries transport errors, timeouts, 408/409/429 and nginx 5xx pages itself, with
+its own backoff (it does not honour Retry-After); our wrapper adds backoff with jitter, a
+deadline and a per-call time bound for what it raises. fal_client and httpx load on first use.
 """
 
 from __future__ import annotations
@@ -17,23 +23,24 @@ import os
 import random
 import re
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from .._errors import CredentialsError, ValidationError
 from ..records import JobEvent
 
 if TYPE_CHECKING:
+    import fal_client
     import httpx
 
     from ._fal_errors import Context
 
 #: uploader(data, content_type, file_name) -> URL, sync or async
 Uploader = Callable[[bytes, str, str], Union[str, Awaitable[str]]]
+T = TypeVar("T")
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
 _PASS_THROUGH = ("http://", "https://", "data:")
@@ -78,9 +85,10 @@ class FalBackend:
         self.use_stream = use_stream
         self.stream_reopens = stream_reopens
         self.connect_timeout_s = connect_timeout_s
+        #: read timeout of our submit and stream; for a fal_client call, the bound on the whole call
         self.read_timeout_s = read_timeout_s
-        self._client: httpx.AsyncClient | None = None
-        self._client_for: tuple[object, str] | None = None  # (event loop, key fingerprint)
+        self._clients: tuple[httpx.AsyncClient, fal_client.AsyncClient] | None = None
+        self._clients_for: tuple[object, str] | None = None  # (event loop, key fingerprint)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -120,28 +128,36 @@ class FalBackend:
 
         return Context(action, endpoint_id, self.key_source or "no key", request_id)
 
-    async def _http(self) -> httpx.AsyncClient:
-        """One httpx client per event loop and key, built the way fal_client builds its own."""
+    async def _clients_here(self) -> tuple[httpx.AsyncClient, fal_client.AsyncClient]:
+        """This loop's clients: ours for submit and stream, fal_client's for everything else.
+
+        Both hold connections bound to the loop that made them, so a new loop (or key) gets a
+        new pair. Ours is built the way `fal_client.AsyncClient` builds its own.
+        """
+        import fal_client
         import httpx
         from fal_client.auth import AuthCredentials
         from fal_client.client import USER_AGENT, AsyncBackupDomainTransport
 
         key, _ = self._credentials()
         owner = (asyncio.get_running_loop(), hashlib.sha256(key.encode()).hexdigest())
-        if self._client is None or self._client_for != owner:
-            self._client = httpx.AsyncClient(
+        if self._clients is None or self._clients_for != owner:
+            ours = httpx.AsyncClient(
                 transport=AsyncBackupDomainTransport(),
-                headers={**AuthCredentials("Key", key).as_headers(), "User-Agent": USER_AGENT},
+                headers={"Authorization": AuthCredentials("Key", key).header_value, "User-Agent": USER_AGENT},
                 timeout=httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
             )
-            self._client_for = owner
-        return self._client
+            self._clients, self._clients_for = (ours, fal_client.AsyncClient(key=key)), owner
+        return self._clients
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (call from the loop that used them)."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client, self._client_for = None, None
+        """Close our HTTP connections (call from the loop that used them).
+
+        fal_client.AsyncClient has no close method; its connections go when it is dropped.
+        """
+        if self._clients is not None:
+            await self._clients[0].aclose()
+            self._clients, self._clients_for = None, None
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -188,146 +204,163 @@ class FalBackend:
         return url
 
     async def _call_uploader(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
+        """The injected uploader, or fal_client's `upload` (which retries by itself)."""
         if self._uploader is not None:
             url = self._uploader(data, content_type, file_name)
             return await url if inspect.isawaitable(url) else url
-        import fal_client
         import httpx
         from fal_client.client import FalClientHTTPError
 
         from ._fal_errors import translate
 
-        key, _ = self._credentials()
+        _, client = await self._clients_here()
         try:
-            return await fal_client.AsyncClient(key=key).upload(data, content_type, file_name)
+            return await client.upload(data, content_type, file_name)
         except (httpx.HTTPError, FalClientHTTPError) as exc:
             raise translate(exc, self._ctx("upload", endpoint_id)) from exc
 
     # -- the queue -----------------------------------------------------------------------------
 
     async def submit(self, endpoint_id: str, arguments: dict[str, Any]) -> str:
-        """POST once; retried only when nothing reached fal (connect errors) or fal said 429."""
-        from fal_client.client import QUEUE_URL_FORMAT
+        """POST once with our client; retried only when nothing reached fal (connect errors) or on 429.
 
-        response = await self._send("POST", QUEUE_URL_FORMAT + endpoint_id, self._ctx("submit", endpoint_id),
-                                    json=arguments)
+        Not `fal_client.AsyncClient.submit`: that one sends the POST again after a dropped
+        connection or a read timeout, when fal may already have accepted (and will bill) the job.
+        Otherwise the request is the one fal_client sends: same URL, headers and app-context hooks.
+        """
+        from fal_client.client import QUEUE_URL_FORMAT, add_fal_app_context_headers, handle_response_headers
+
+        http, _ = await self._clients_here()
+        headers: dict[str, str] = {}
+        add_fal_app_context_headers(headers)
+
+        async def post(_: float) -> httpx.Response:
+            response = await http.post(QUEUE_URL_FORMAT + endpoint_id, json=arguments, headers=headers)
+            response.raise_for_status()
+            return response
+
+        response = await self._retrying(self._ctx("submit", endpoint_id), post)
+        handle_response_headers(response.headers)
         return str(response.json()["request_id"])
 
     async def result(self, endpoint_id: str, request_id: str) -> dict[str, Any]:
-        """One GET of the output; fal's failures (422 lists, moderation, ...) become GenerationErrors."""
-        handle = await self._handle(endpoint_id, request_id)
-        response = await self._send("GET", handle.response_url, self._ctx("result", endpoint_id, request_id))
-        return dict(response.json())
+        """The output, via fal_client's `AsyncRequestHandle.get`; fal's failures become GenerationErrors.
+
+        `get` checks the status before the GET, so a finished job costs 2 requests: fal_client has
+        no one-shot fetch (`AsyncClient.result` is the same call with a fixed 0.1 s poll interval).
+        The handle's `interval=` keeps a not-yet-finished job from being polled every 0.1 s.
+        """
+        async def fetch(client: fal_client.AsyncClient) -> Any:
+            return await (await client.get_handle(endpoint_id, request_id)).get(interval=self.poll_max_s)
+
+        return dict(await self._via_fal_client(self._ctx("result", endpoint_id, request_id), fetch))
 
     async def cancel(self, endpoint_id: str, request_id: str) -> None:
-        """PUT cancel. A job that already finished raises GenerationError(kind="already_completed")."""
-        handle = await self._handle(endpoint_id, request_id)
-        await self._send("PUT", handle.cancel_url, self._ctx("cancel", endpoint_id, request_id))
+        """fal_client's cancel (PUT). A finished job raises GenerationError(kind="already_completed")."""
+        await self._via_fal_client(self._ctx("cancel", endpoint_id, request_id),
+                                   lambda client: client.cancel(endpoint_id, request_id))
 
     async def events(self, endpoint_id: str, request_id: str) -> AsyncIterator[JobEvent]:
-        """Follow a job (new or resumed) through fal's status stream, polling only if it fails."""
-        handle = await self._handle(endpoint_id, request_id)
-        tracker = _Tracker()
+        """Follow a job (new or resumed) through fal's status stream, polling only if it fails.
+
+        The polls are fal_client's `status(with_logs=True)`, at an interval that starts at
+        `poll_min_s`, grows while nothing changes and resets when the phase does.
+        """
+        import httpx
+
+        from ._fal_errors import translate
+        from ._fal_stream import Tracker, read_status_stream, status_dict
+
+        http, client = await self._clients_here()
+        status_url = (await client.get_handle(endpoint_id, request_id)).status_url
+        tracker = Tracker()
         opens = 1 + self.stream_reopens if self.use_stream else 0
         while opens > 0 and not tracker.done:
             opens -= 1
             delivered = 0
-            stream = self._stream(handle.status_url, self._ctx("stream", endpoint_id, request_id))
-            async with aclosing(stream):
-                async for status in stream:
-                    delivered += 1
-                    for event in tracker.update(status):
-                        yield event
+            try:
+                async with aclosing(read_status_stream(http, status_url)) as stream:
+                    async for status in stream:
+                        delivered += 1
+                        for event in tracker.update(status):
+                            yield event
+            except httpx.HTTPStatusError as exc:
+                raise translate(exc, self._ctx("stream", endpoint_id, request_id)) from exc
             if delivered == 0:
                 break
         interval = self.poll_min_s
         ctx = self._ctx("status", endpoint_id, request_id)
         while not tracker.done:
-            response = await self._send("GET", handle.status_url, ctx, params={"logs": "1"})
+            status = await self._via_fal_client(
+                ctx, lambda client: client.status(endpoint_id, request_id, with_logs=True))
             phase = tracker.phase
-            for event in tracker.update(response.json()):
+            for event in tracker.update(status_dict(status)):
                 yield event
             if tracker.done:
                 break
             interval = self.poll_min_s if tracker.phase != phase else min(interval * self.poll_growth, self.poll_max_s)
             await asyncio.sleep(interval)
 
-    async def _handle(self, endpoint_id: str, request_id: str) -> Any:
-        """fal_client's URLs for a stored request id (what makes resume possible)."""
-        from fal_client.client import AsyncRequestHandle
+    # -- retries -------------------------------------------------------------------------------
 
-        return AsyncRequestHandle.from_request_id(await self._http(), endpoint_id, request_id)
+    async def _via_fal_client(self, ctx: Context, use: Callable[[fal_client.AsyncClient], Awaitable[T]]) -> T:
+        """A fal_client call under our retry policy, each attempt bounded in time.
 
-    async def _stream(self, status_url: str, ctx: Context) -> AsyncIterator[dict[str, Any]]:
-        """Status objects from `{status_url}/stream`; ends quietly when the stream fails."""
-        import httpx
-        from httpx_sse import SSEError, aconnect_sse
+        fal_client's queue calls wait up to 120 s per request and retry by themselves up to 10
+        times, so one attempt is cut at `read_timeout_s` (or the deadline, if sooner).
+        """
+        _, client = await self._clients_here()
 
-        from ._fal_errors import translate
+        async def attempt(remaining_s: float) -> T:
+            return await asyncio.wait_for(use(client), min(self.read_timeout_s, remaining_s))
 
-        client = await self._http()
-        try:
-            async with aconnect_sse(client, "GET", status_url + "/stream", params={"logs": "1"}) as source:
-                if source.response.status_code in (401, 403):
-                    await source.response.aread()
-                    source.response.raise_for_status()
-                if source.response.status_code >= 400:
-                    return
-                async for sse in source.aiter_sse():
-                    if sse.data:
-                        yield sse.json()
-        except httpx.HTTPStatusError as exc:
-            raise translate(exc, ctx) from exc
-        except (httpx.TransportError, SSEError, ValueError):
-            return
+        return await self._retrying(ctx, attempt)
 
-    async def _send(self, method: str, url: str, ctx: Context, **kwargs: Any) -> httpx.Response:
-        """One request with retries on transient failures, within `retry_deadline_s`.
+    async def _retrying(self, ctx: Context, attempt: Callable[[float], Awaitable[T]]) -> T:
+        """`attempt(seconds_left)` with retries on transient failures, within `retry_deadline_s`.
 
-        A submit (non-idempotent) is retried only after connect errors and 429s: anything else
-        may have reached fal, and sending it again could start (and bill) a second job.
+        Retried: transport errors, timeouts, 502/503/504 and 429 (after its Retry-After). A
+        submit (non-idempotent) is retried only after connect errors and 429s: anything else may
+        have reached fal, and sending it again could start (and bill) a second job.
         """
         import httpx
+        from fal_client.client import FalClientHTTPError
 
         from ._fal_errors import translate
 
-        client = await self._http()
-        idempotent = ctx.action != "submit"
         deadline = time.monotonic() + self.retry_deadline_s
-        attempt = 0
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             try:
-                response = await client.request(method, url, **kwargs)
-            except httpx.TransportError as exc:
-                unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                delay = self._backoff(attempt) if (unsent or idempotent) else None
-                if delay is None or not self._may_retry(attempt, delay, deadline):
+                return await attempt(max(0.0, deadline - time.monotonic()))
+            except (httpx.HTTPError, FalClientHTTPError, TimeoutError, KeyError, ValueError) as exc:
+                delay = self._retry_delay(exc, tries, idempotent=ctx.action != "submit")
+                if delay is None or not (tries < self.max_attempts and time.monotonic() + delay < deadline):
                     raise translate(exc, ctx) from exc
-            else:
-                if response.status_code < 400:
-                    return response
-                delay = self._retry_delay(response, attempt, idempotent)
-                if delay is None or not self._may_retry(attempt, delay, deadline):
-                    try:
-                        response.raise_for_status()
-                    except httpx.HTTPStatusError as exc:
-                        raise translate(exc, ctx) from exc
             await asyncio.sleep(delay)
-
-    def _may_retry(self, attempt: int, delay: float, deadline: float) -> bool:
-        return attempt < self.max_attempts and time.monotonic() + delay < deadline
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
         return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
-    def _retry_delay(self, response: httpx.Response, attempt: int, idempotent: bool) -> float | None:
-        """Seconds to wait before retrying this answer, or None when it must not be retried."""
-        headers = response.headers
-        if response.status_code == 429:
+    def _retry_delay(self, exc: Exception, attempt: int, *, idempotent: bool) -> float | None:
+        """Seconds to wait before retrying after `exc`, or None when it must not be retried."""
+        import httpx
+
+        from ._fal_errors import http_answer
+
+        answer = http_answer(exc)
+        if answer is None:
+            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                return self._backoff(attempt)  # nothing was sent
+            if isinstance(exc, (httpx.TransportError, TimeoutError)) and idempotent:
+                return self._backoff(attempt)
+            return None  # an answer we cannot read (KeyError, ValueError) will not improve
+        status, _, headers = answer
+        if status == 429:
             return _retry_after(headers.get("retry-after")) or self._backoff(attempt)
-        if not idempotent or response.status_code not in _RETRY_STATUS:
+        if not idempotent or status not in _RETRY_STATUS:
             return None
         if (headers.get("x-fal-retryable", "").lower() == "false" or "x-fal-request-timeout-type" in headers
                 or headers.get("x-fal-error-type") in _TIMEOUT_TYPES):
@@ -347,57 +380,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-class _Tracker:
-    """Turns a sequence of fal status objects into JobEvents: changes and new log lines only."""
-
-    def __init__(self) -> None:
-        self.phase: str | None = None
-        self.done = False
-        self._position: int | None = None
-        self._running_since: float | None = None
-        self._seen: Counter[tuple[str, str]] = Counter()
-
-    def update(self, status: dict[str, Any]) -> list[JobEvent]:
-        state = str(status.get("status", "")).upper()
-        previous, self.phase = self.phase, state
-        if state == "IN_QUEUE":
-            position = status.get("queue_position")
-            if previous == state and position == self._position:
-                return []
-            self._position = position
-            return [JobEvent("queued", position=position)]
-        new = self._new_lines(status.get("logs") or [])
-        if state == "IN_PROGRESS":
-            if self._running_since is None:
-                self._running_since = time.monotonic()
-            if previous == state and not new:
-                return []
-            return [JobEvent("running", elapsed_s=self._elapsed(), logs=new)]
-        if state in ("CANCELED", "CANCELLED"):
-            self.done = True
-            return [JobEvent("cancelled", elapsed_s=self._elapsed(), logs=new)]
-        if state in ("COMPLETED", "FAILED"):
-            self.done = True
-            message = status.get("error")
-            return [JobEvent("completed", elapsed_s=self._elapsed(), logs=new,
-                             message=str(message) if message else None)]
-        return []
-
-    def _elapsed(self) -> float | None:
-        return None if self._running_since is None else round(time.monotonic() - self._running_since, 3)
-
-    def _new_lines(self, logs: list[Any]) -> tuple[str, ...]:
-        """Lines not reported yet, whether fal sends all lines each time or only new ones."""
-        counts: Counter[tuple[str, str]] = Counter()
-        new = []
-        for entry in logs:
-            message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
-            key = (str(entry.get("timestamp", "")) if isinstance(entry, dict) else "", message)
-            counts[key] += 1
-            if counts[key] > self._seen[key]:
-                new.append(message)
-        for key, count in counts.items():
-            self._seen[key] = max(self._seen[key], count)
-        return tuple(new)
