@@ -173,7 +173,11 @@ class Recorded:
 class FakeFal:
     """The control object: start/stop the server, configure jobs, inject faults, read counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, no_delay: bool = False) -> None:
+        """`no_delay=True` sets TCP_NODELAY on each connection: otherwise every answer (headers and
+        body written apart) waits ~40 ms on Nagle's algorithm and delayed ACKs, which a benchmark
+        of client overhead must not measure."""
+        self.no_delay = no_delay
         self._ca = trustme.CA()
         cert = self._ca.issue_cert("127.0.0.1", "localhost")
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -359,6 +363,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops SYNs when many jobs connect at once (1 s stalls)
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *, fake: FakeFal) -> None:
         self.fake = fake
@@ -368,6 +373,8 @@ class _Server(ThreadingHTTPServer):
         if self.fake._take_refusal():
             request.close()
             return
+        if self.fake.no_delay:
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = self.fake._ssl.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
