@@ -1,0 +1,330 @@
+"""The `sora-widgets` command: generate, list the history, resume jobs, read schemas, open the lab.
+
+`generate` builds its options from the endpoint's schema (`--prompt`, `--image-url`,
+`--duration` ...), so a new endpoint or field needs no change here. Values are passed to the
+same validation as the Python API, so a mistake reads the same in both places. Exit codes:
+0 done, 1 a generation failed, 2 invalid input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import GenerationError, SchemaError, SoraWidgetsError, ValidationError
+from ._version import __version__
+from .schema import DEFAULT_ENDPOINT, EndpointSchema, Field, bundled_endpoints, load_schema
+
+if TYPE_CHECKING:
+    from ._cli_format import Progress
+    from .jobs import Job
+    from .records import Generation
+
+__all__ = ["build_parser", "main"]
+
+EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 1, 2, 130
+#: option names the command itself uses; a field with one of these names gets `--field-<name>`
+_OWN_OPTIONS = {"endpoint", "backend", "dry_run", "help"}
+_DESCRIPTION = """\
+Sora 2 image-to-video on fal.ai from the command line. With FAL_KEY set, runs go to fal.ai;
+without it, an offline preview renders a labelled video from your image on this machine.
+Every run is kept in ./sora_runs (set SORA_WIDGETS_HOME to move it)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with `argv` (default: sys.argv[1:]) and return its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        schema = load_schema(_endpoint_option(args)) if _subcommand(args) == "generate" else None
+        parser = build_parser(schema)
+        try:
+            options = parser.parse_args(args)
+        except SystemExit as exc:  # --help, --version or a usage error: return, do not exit
+            return exc.code if isinstance(exc.code, int) else EXIT_INVALID
+        return int(options.run(options, schema))
+    except (ValidationError, SchemaError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except SoraWidgetsError as exc:  # a failed generation, an unreadable history
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\nStopped following. Jobs that were sent keep running; "
+              "`sora-widgets resume` picks them up.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser(schema: EndpointSchema | None = None) -> argparse.ArgumentParser:
+    """The parser; `generate` gets one option per field of `schema` (default: the default
+    endpoint's)."""
+    parser = argparse.ArgumentParser(
+        prog="sora-widgets", description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.set_defaults(run=lambda _options, _schema: _print_help(parser))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    gen = commands.add_parser(
+        "generate", help="make one video and print where it is",
+        description="Make one video. Options come from the endpoint's schema; see "
+                    "`sora-widgets schema ENDPOINT` for the fields in full.")
+    gen.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
+                     help=f"fal endpoint id or an OpenAPI .json file "
+                          f"(default: {DEFAULT_ENDPOINT})")
+    gen.add_argument("--backend", choices=["fal", "preview"],
+                     help="where to run (default: fal when FAL_KEY is set, else the offline "
+                          "preview)")
+    gen.add_argument("--dry-run", action="store_true",
+                     help="print the JSON that would be sent and its estimated cost; send nothing")
+    fields = gen.add_argument_group("fields of the endpoint")
+    for f in (schema or load_schema(DEFAULT_ENDPOINT)).fields:
+        _add_field_option(fields, f)
+    gen.set_defaults(run=_run_generate)
+
+    hist = commands.add_parser("history", help="a table of recent runs; export them",
+                               description="Show recent runs, newest first.")
+    hist.add_argument("--limit", type=_count, default=20,
+                      help="how many runs to show (default: 20)")
+    hist.add_argument("--status", choices=["pending", "queued", "running", "completed", "failed",
+                                           "cancelled"], help="only runs with this status")
+    hist.add_argument("--export", metavar="FILE",
+                      help="write every run to FILE (.csv, .jsonl or .parquet, by its suffix)")
+    hist.set_defaults(run=_run_history)
+
+    res = commands.add_parser("resume", help="follow jobs that have not finished",
+                              description="Follow every run that was sent but not seen to finish "
+                                          "(e.g. after a crash or Ctrl-C) until it ends.")
+    res.add_argument("--backend", choices=["fal", "preview"],
+                     help="follow with this backend (default: the one each run was sent with)")
+    res.set_defaults(run=_run_resume)
+
+    sch = commands.add_parser("schema", help="the fields of an endpoint",
+                              description="List an endpoint's fields: type, allowed values, "
+                                          "defaults and which are required.")
+    sch.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
+                     help=f"endpoint id or an OpenAPI .json file (default: {DEFAULT_ENDPOINT}); "
+                          f"bundled: {', '.join(bundled_endpoints())}")
+    sch.add_argument("--json", action="store_true", help="print the fields as JSON")
+    sch.set_defaults(run=_run_schema)
+
+    lab = commands.add_parser("lab", help="open the quickstart notebook in JupyterLab",
+                              description="Start JupyterLab on the quickstart notebook.")
+    lab.add_argument("--notebook", type=Path, help="open this notebook instead of the quickstart")
+    lab.add_argument("--dry-run", action="store_true",
+                     help="print the command that would start JupyterLab, start nothing")
+    lab.set_defaults(run=_run_lab)
+    return parser
+
+
+def _count(text: str) -> int:
+    """A whole number >= 1, for `--limit`."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text!r})")
+    return int(text)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    """`sora-widgets` alone: show what it can do."""
+    parser.print_help()
+    return 0
+
+
+# --- generate ---------------------------------------------------------------------------------
+
+
+def _subcommand(args: Sequence[str]) -> str | None:
+    """The first word that is not an option: the subcommand, if any."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _endpoint_option(args: Sequence[str]) -> str:
+    """The `--endpoint` value, read before the full parser exists since it decides the options."""
+    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    peek.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    return peek.parse_known_args(args)[0].endpoint
+
+
+def _dest(f: Field) -> str:
+    return f"field:{f.name}"
+
+
+def _add_field_option(group: argparse._ArgumentGroup, f: Field) -> None:
+    """One option for one schema field; values stay text and are checked by schema validation."""
+    name = f"field-{f.name}" if f.name in _OWN_OPTIONS else f.name
+    option = "--" + name.replace("_", "-")
+    facts = [f.description.rstrip(".")] if f.description else []
+    if f.kind not in ("enum", "boolean"):
+        facts.append(f.allowed())
+    if f.has_default:
+        facts.append(f"default: {json.dumps(f.default)}")
+    if f.required:
+        facts.append("required")
+    if f.kind == "image":
+        facts.append("a URL or a local file path")
+    help_text = "; ".join(facts).replace("%", "%%")
+    if f.type == "boolean":
+        group.add_argument(option, dest=_dest(f), action=argparse.BooleanOptionalAction,
+                           default=None, help=help_text)
+    elif f.type == "array":
+        choices = "{" + ",".join(str(v) for v in f.item_enum) + "}" if f.item_enum else "VALUE"
+        group.add_argument(option, dest=_dest(f), action="append", metavar=choices,
+                           help=help_text + "; repeat the option for each item")
+    else:
+        metavar = "{" + ",".join(str(v) for v in f.enum) + "}" if f.enum else name.upper()
+        group.add_argument(option, dest=_dest(f), metavar=metavar, help=help_text)
+
+
+def _field_values(options: argparse.Namespace, schema: EndpointSchema) -> dict[str, Any]:
+    """The fields given on the command line; objects are read as JSON."""
+    values: dict[str, Any] = {}
+    problems = []
+    for f in schema.fields:
+        value = getattr(options, _dest(f), None)
+        if value is None:
+            continue
+        if f.type in ("object", "any"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                if f.type == "object":
+                    problems.append((f.name, f"must be a JSON object ({exc.msg})"))
+                    continue
+        values[f.name] = value
+    if problems:
+        raise ValidationError(problems, endpoint_id=schema.endpoint_id)
+    return values
+
+
+def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
+    from ._cli_format import Progress, generation_summary
+    from .backends import resolve_backend
+    from .history import History
+    from .jobs import submit
+    from .pricing import estimate_cost, format_usd
+
+    fields = _field_values(options, schema)
+    arguments = schema.validate(fields)  # before anything is recorded; submit checks images
+    if options.dry_run:
+        print(json.dumps(arguments, indent=2))
+        print(f"estimated cost: {format_usd(estimate_cost(schema.endpoint_id, arguments))}",
+              file=sys.stderr)
+        return 0
+    log = History()
+    backend = resolve_backend(options.backend, media_dir=log.media_dir)
+    print(backend.describe(), file=sys.stderr)
+    progress = Progress()
+    job = submit(schema=schema, arguments=fields, backend=backend, history=log,
+                 on_event=progress)
+    gen = _follow(job, progress)
+    print(generation_summary(gen))
+    return 0
+
+
+def _follow(job: Job, progress: Progress) -> Generation:
+    """Wait for `job`, redrawing the progress line; returns its Generation or raises."""
+    while True:
+        try:
+            return job.result(timeout=0.5)
+        except TimeoutError:
+            progress.tick(job)
+
+
+# --- history, resume, schema, lab ---------------------------------------------------------------
+
+
+def _run_history(options: argparse.Namespace, _schema: None) -> int:
+    from ._cli_format import history_table
+    from .history import History
+
+    log = History()
+    filters = {"status": options.status} if options.status else {}
+    if options.export:
+        written = log.export(options.export, **filters)
+        print(f"wrote {_runs(log.count(**filters))} to {written}", file=sys.stderr)
+        return 0
+    rows = log.find(limit=options.limit, **filters)
+    if not rows:
+        print(f"No runs yet in {log.path}.", file=sys.stderr)
+        return 0
+    print(history_table(rows))
+    return 0
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def _run_resume(options: argparse.Namespace, _schema: None) -> int:
+    from ._cli_format import Progress, generation_summary
+    from .history import History
+    from .jobs import Job, resume
+
+    log = History()
+    unfinished = len(log.unfinished())
+    if not unfinished:
+        print(f"Nothing to resume: every run in {log.path} has finished.", file=sys.stderr)
+        return 0
+    jobs: list[Job] = resume(log, backend=options.backend)
+    if unfinished > len(jobs):  # resume() marks rows that were never sent as failed
+        print(f"{_runs(unfinished - len(jobs))} had not been sent when the process stopped: "
+              "marked failed, nothing to follow.", file=sys.stderr)
+    failed = 0
+    for job in jobs:
+        progress = Progress(label=f"run {job.history_id}: ")
+        job.on_event(progress)
+        try:
+            print(generation_summary(_follow(job, progress)))
+        except GenerationError as exc:
+            print(f"run {job.history_id} failed: {exc}", file=sys.stderr)
+            failed += 1
+    return EXIT_FAILED if failed else 0
+
+
+def _run_schema(options: argparse.Namespace, _schema: None) -> int:
+    from ._cli_format import schema_listing
+
+    schema = load_schema(options.endpoint)
+    if options.json:
+        rows = [{"name": f.name, "type": f.type, "required": f.required,
+                 "default": f.default if f.has_default else None, "enum": f.enum,
+                 "allowed": f.allowed(), "description": f.description} for f in schema.fields]
+        print(json.dumps({"endpoint_id": schema.endpoint_id, "fields": rows}, indent=2))
+    else:
+        print(schema_listing(schema))
+    return 0
+
+
+def quickstart_path() -> Path | None:
+    """The quickstart notebook: in the source checkout next to the package, else ./notebooks."""
+    for folder in (Path(__file__).resolve().parent.parent / "notebooks", Path("notebooks")):
+        if (folder / "quickstart.ipynb").is_file():
+            return folder / "quickstart.ipynb"
+    return None
+
+
+def _run_lab(options: argparse.Namespace, _schema: None) -> int:
+    notebook = options.notebook or quickstart_path()
+    if notebook is None or not notebook.is_file():
+        print(f"error: no notebook at {notebook or 'notebooks/quickstart.ipynb'}; pass "
+              "--notebook PATH", file=sys.stderr)
+        return EXIT_INVALID
+    command = [sys.executable, "-m", "jupyterlab", str(notebook.resolve())]
+    if options.dry_run:
+        print(shlex.join(command))
+        return 0
+    if importlib.util.find_spec("jupyterlab") is None:
+        print("error: JupyterLab is not installed here; pip install 'sora-widgets[lab]'",
+              file=sys.stderr)
+        return EXIT_FAILED
+    os.execv(sys.executable, command)  # replaces this process; JupyterLab handles Ctrl-C
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The `sora-widgets` command: every subcommand in-process, and the installed script offline."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sora_widgets as sw
+from fakefal import content_policy_error
+from sora_widgets._cli_format import Progress
+from sora_widgets.cli import _follow, main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "example.png"
+SCRIPT = Path(sys.executable).with_name("sora-widgets")
+SECRET = "test-key-id:test-key-secret-never-printed"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def generate(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "generate", "--prompt", "a slow zoom out over green hills",
+               "--image-url", str(EXAMPLE), "--duration", "4", *extra)
+
+
+def home() -> Path:
+    return Path(os.environ["SORA_WIDGETS_HOME"])
+
+
+# --- help and version ---------------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"sora-widgets {sw.__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["history"], ["resume"], ["schema"],
+                                     ["lab"]])
+def test_help_everywhere(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0 and out.startswith("usage: sora-widgets")
+
+
+def test_no_command_shows_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys)
+    assert code == 0
+    for command in ("generate", "history", "resume", "schema", "lab"):
+        assert command in out
+
+
+@pytest.mark.parametrize("endpoint", sw.bundled_endpoints())
+def test_generate_options_come_from_the_schema(capsys: pytest.CaptureFixture[str],
+                                               endpoint: str) -> None:
+    code, out, _ = run(capsys, "generate", "--endpoint", endpoint, "--help")
+    assert code == 0
+    schema = sw.load_schema(endpoint)
+    for field in schema.fields:
+        assert "--" + field.name.replace("_", "-") in out
+        if field.enum:
+            assert "{" + ",".join(str(v) for v in field.enum) + "}" in out
+    if "image_url" not in schema:
+        assert "--image-url" not in out
+
+
+def test_an_unseen_endpoint_document_gives_its_own_options(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    doc = {"openapi": "3.0.4", "info": {"title": "Toy", "x-fal-metadata": {"endpointId": "me/toy"}},
+           "paths": {"/me/toy": {"post": {"requestBody": {"content": {"application/json": {
+               "schema": {"type": "object", "required": ["seed"], "properties": {
+                   "seed": {"type": "integer", "minimum": 0, "maximum": 9},
+                   "style": {"enum": ["ink", "oil"], "default": "ink"},
+                   "loop": {"type": "boolean", "default": False}}}}}}}}}}
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps(doc))
+    code, out, _ = run(capsys, "generate", "--endpoint", str(path), "--help")
+    assert code == 0
+    assert "--seed" in out and "{ink,oil}" in out and "--no-loop" in out
+    assert "--prompt" not in out
+    code, out, _ = run(capsys, "generate", "--endpoint", str(path), "--seed", "3", "--loop",
+                       "--dry-run")
+    assert code == 0 and json.loads(out) == {"seed": 3, "style": "ink", "loop": True}
+
+
+# --- generate -----------------------------------------------------------------------------------
+
+
+def test_generate_offline_prints_where_the_video_is(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = generate(capsys)
+    assert code == 0, err
+    video = Path(out.splitlines()[0].removeprefix("video: "))
+    assert video.is_file() and video.stat().st_size > 1000
+    assert video.is_relative_to(home())
+    assert "Offline preview" in err
+    assert "queued" in err and "completed" in err and " · " in err  # the progress line
+    [record] = sw.History().records()
+    assert record["status"] == "completed" and record["arguments"]["duration"] == 4
+
+
+def test_invalid_input_reads_like_the_python_api(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = {"prompt": " ", "duration": "5", "model": "sora-3"}
+    with pytest.raises(sw.ValidationError) as expected:
+        sw.load_schema().validate(bad)
+    code, out, err = run(capsys, "generate", "--prompt", " ", "--duration", "5",
+                         "--model", "sora-3")
+    assert code == 2 and out == ""
+    assert str(expected.value) in err
+    assert 'did you mean' not in err and "image_url: is required" in err
+    assert not (home() / "history.sqlite").exists()  # nothing recorded, nothing sent
+
+
+def test_missing_image_file_is_invalid_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "generate", "--prompt", "x", "--image-url", "no-such-file.png")
+    assert code == 2 and "image_url" in err and "does not exist" in err
+    assert sw.History().records() == []
+
+
+def test_dry_run_shows_the_exact_request_and_its_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "generate", "--prompt", "p", "--image-url",
+                         "https://example.com/a.png", "--duration", "8", "--no-delete-video",
+                         "--character-ids", "alice", "--character-ids", "bob", "--dry-run")
+    assert code == 0
+    sent = json.loads(out)
+    assert sent == sw.load_schema().validate({
+        "prompt": "p", "image_url": "https://example.com/a.png", "duration": 8,
+        "delete_video": False, "character_ids": ["alice", "bob"]})
+    assert "estimated cost: $0.80" in err
+    assert not (home() / "history.sqlite").exists()
+
+
+def test_generation_failure_exits_1_and_never_prints_the_key(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fakefal) -> None:
+    monkeypatch.setenv("FAL_KEY", SECRET)
+    fakefal.configure(queue_s=0.2, run_s=0.3, error=content_policy_error())
+    code, out, err = run(capsys, "generate", "--prompt", "x", "--image-url",
+                         "https://example.com/a.png")
+    assert code == 1 and out == ""
+    assert "error:" in err and "FAL_KEY" in err  # where the key came from, never the key
+    assert SECRET not in err and "test-key-secret" not in err
+
+
+def test_generate_through_fal_shows_the_queue_position(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fakefal) -> None:
+    monkeypatch.setenv("FAL_KEY", SECRET)
+    fakefal.configure(queue_s=1.0, run_s=0.5, queue_position=2)
+    code, out, err = run(capsys, "generate", "--prompt", "x", "--image-url",
+                         "https://example.com/a.png")
+    assert code == 0, err
+    assert "queued position" in err and "completed" in err
+    assert out.startswith("video: ") and Path(out.split()[1]).is_file()
+    assert SECRET not in out + err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_one_line_on_a_terminal() -> None:
+    screen = _Terminal()
+    progress = Progress(screen)
+    job = sw.submit(prompt="progress", image_url=str(EXAMPLE), on_event=progress)
+    _follow(job, progress)
+    text = screen.getvalue()
+    assert "\rqueued position 0 · " in text and "\rrunning · " in text
+    assert "log: " in text and text.endswith("\n") and "completed · " in text.splitlines()[-1]
+
+
+# --- history, resume, schema, lab -----------------------------------------------------------------
+
+
+def test_history_table_limit_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "history")
+    assert code == 0 and out == "" and "No runs yet" in err
+    assert generate(capsys)[0] == 0
+    assert run(capsys, "generate", "--prompt", "second run", "--image-url", str(EXAMPLE))[0] == 0
+    code, out, _ = run(capsys, "history")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["id", "created", "status"]
+    assert len(lines) == 4 and "second run" in lines[2] and "completed" in lines[3]
+    code, out, _ = run(capsys, "history", "--limit", "1")
+    assert len(out.splitlines()) == 3 and "second run" in out
+    for suffix, read in ((".csv", pd.read_csv), (".jsonl", lambda p: pd.read_json(p, lines=True))):
+        target = tmp_path / f"runs{suffix}"
+        code, _, err = run(capsys, "history", "--export", str(target))
+        assert code == 0 and "wrote 2 runs" in err
+        assert len(read(target)) == 2
+
+
+def test_history_limit_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "history", "--limit", "0")
+    assert code == 2 and "--limit: must be a whole number >= 1" in err
+
+
+def test_history_export_to_an_unknown_format_is_refused(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    code, _, err = run(capsys, "history", "--export", str(tmp_path / "runs.xlsx"))
+    assert code in (1, 2) and "error:" in err and ".xlsx" in err
+
+
+def test_resume_with_nothing_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "resume")
+    assert code == 0 and "Nothing to resume" in err
+
+
+KILLED_CLI = """
+import os, sys, time
+import sora_widgets as sw
+job = sw.submit(prompt="restart me", image_url=sys.argv[1], duration=8, backend="preview")
+while sw.History().get(job.history_id)["request_id"] is None:
+    time.sleep(0.01)
+os._exit(0)  # the process dies while its job is queued
+"""
+
+
+def test_resume_follows_a_job_left_by_a_dead_process(capsys: pytest.CaptureFixture[str]) -> None:
+    subprocess.run([sys.executable, "-c", KILLED_CLI, str(EXAMPLE)], check=True, timeout=120)
+    never_sent = sw.History().start("fal-ai/sora-2/image-to-video", "preview",
+                                    {"prompt": "x", "image_url": "u"})
+    code, out, err = run(capsys, "resume")
+    assert code == 0, err
+    assert "1 run had not been sent" in err
+    assert out.startswith("video: ") and Path(out.split()[1]).is_file()
+    statuses = {r["id"]: r["status"] for r in sw.History().records()}
+    assert statuses[never_sent] == "failed" and sorted(statuses.values()) == ["completed", "failed"]
+
+
+def test_schema_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema", "fal-ai/sora-2/image-to-video")
+    assert code == 0
+    schema = sw.load_schema("fal-ai/sora-2/image-to-video")
+    for field in schema.fields:
+        line = next(l for l in out.splitlines() if l.split() and l.split()[0] == field.name)
+        assert field.type in line and field.allowed() in line
+        assert ("*" in line.split()[1]) == field.required
+    assert 'one of 4, 8, 12, 16, 20' in out and "sora-2-2025-10-06" in out
+
+
+def test_schema_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema", "fal-ai/sora-2/text-to-video", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["endpoint_id"] == "fal-ai/sora-2/text-to-video"
+    duration = next(f for f in data["fields"] if f["name"] == "duration")
+    assert duration["enum"] == [4, 8, 12, 16, 20] and duration["default"] == 4
+
+
+def test_unknown_endpoint_is_invalid_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "schema", "fal-ai/sora-2/image-to-vid")
+    assert code == 2 and out == ""
+    assert 'did you mean "fal-ai/sora-2/image-to-video"' in err
+    code, _, err = run(capsys, "generate", "--endpoint", "fal-ai/nope", "--prompt", "x")
+    assert code == 2 and "No bundled schema" in err
+
+
+def test_lab_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "lab", "--dry-run")
+    assert code == 0
+    assert out.split() == [sys.executable, "-m", "jupyterlab",
+                           str(EXAMPLE.with_name("quickstart.ipynb"))]
+
+
+def test_lab_with_a_missing_notebook(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "lab", "--notebook", str(tmp_path / "none.ipynb"), "--dry-run")
+    assert code == 2 and "no notebook" in err
+
+
+# --- the installed script -----------------------------------------------------------------------
+
+
+def test_installed_script_generates_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_KEY")}
+    env["SORA_WIDGETS_HOME"] = str(tmp_path / "runs")
+    done = subprocess.run([str(SCRIPT), "generate", "--prompt", "pan left across the hills",
+                           "--image-url", str(EXAMPLE)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=180)
+    assert done.returncode == 0, done.stderr
+    video = Path(done.stdout.splitlines()[0].removeprefix("video: "))
+    assert video.is_file() and video.is_relative_to(tmp_path / "runs")
+    listed = subprocess.run([str(SCRIPT), "history"], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert listed.returncode == 0 and "pan left across the hills" in listed.stdout
+
+
+def test_installed_script_exit_code_for_invalid_input(tmp_path: Path) -> None:
+    env = {**os.environ, "FAL_KEY": SECRET, "SORA_WIDGETS_HOME": str(tmp_path)}
+    done = subprocess.run([str(SCRIPT), "generate", "--duration", "7"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert "duration: must be one of 4, 8, 12, 16, 20 (got 7)" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
