@@ -302,8 +302,9 @@ def _run_schema(options: argparse.Namespace, _schema: None) -> int:
 
 
 def quickstart_path() -> Path | None:
-    """The quickstart notebook: in the source checkout next to the package, else ./notebooks."""
-    for folder in (Path(__file__).resolve().parent.parent / "notebooks", Path("notebooks")):
+    """The quickstart notebook: in the source checkout, inside an installed wheel, else ./notebooks."""
+    package = Path(__file__).resolve().parent
+    for folder in (package.parent / "notebooks", package / "notebooks", Path("notebooks")):
         if (folder / "quickstart.ipynb").is_file():
             return folder / "quickstart.ipynb"
     return None

@@ -200,6 +200,9 @@ class Job:
         try:
             if not follow_only:
                 sent = await self.backend.prepare(self.endpoint_id, self.arguments)
+                if sent != self.arguments:  # e.g. a local image now uploaded: record what is sent
+                    self.generation.arguments = dict(sent)
+                    self.history.update(self.history_id, arguments=sent)
                 if self._cancel_requested:
                     raise asyncio.CancelledError
                 request_id = await self.backend.submit(self.endpoint_id, sent)

@@ -126,3 +126,31 @@ def _wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-unty
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+def test_a_local_image_is_uploaded_once_and_the_row_records_what_was_sent(
+        fakefal: FakeFal, keyed: None, log: sw.History, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sora_widgets.backends.fal import FalBackend
+
+    uploads: list[bytes] = []
+
+    def uploader(data: bytes, content_type: str, file_name: str) -> str:
+        uploads.append(data)
+        fakefal.media[file_name] = data
+        return fakefal.media_url(file_name)
+
+    image = tmp_path / "frame.png"
+    Image.new("RGB", (64, 36), (10, 120, 200)).save(image)
+    fakefal.configure(queue_s=0.1, run_s=0.2)
+    backend = FalBackend(uploader=uploader)
+    first = sw.generate(prompt="one", image_url=image, backend=backend, history=log, timeout=60)
+    second = sw.generate(prompt="two", image_url=str(image), backend=backend, history=log, timeout=60)
+    assert uploads == [image.read_bytes()]
+    sent = [request.json["image_url"] for request in fakefal.of_kind("submit")]
+    assert sent[0] == sent[1] and sent[0].startswith("https://127.0.0.1")
+    for gen in (first, second):
+        row = log.get(gen.history_id)
+        assert row["arguments"]["image_url"] == sent[0] == gen.arguments["image_url"]
+        assert Path(row["image_path"]).read_bytes() == image.read_bytes()
