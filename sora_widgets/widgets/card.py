@@ -115,10 +115,21 @@ def plain_error(error_type: str | None, message: str | None) -> str:
     return message if message.lower().startswith(lead.lower()) else f"{lead}: {message}"
 
 
+def _short_path(value: str) -> str:
+    """A local file shown relative to the working folder, so cards stay short and shareable."""
+    path = Path(value)
+    if not path.is_absolute():
+        return value
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return value
+
+
 def facts_html(record: Generation | Mapping[str, Any]) -> str:
     """Parameters, timings, cost and request id of a run as a small escaped table."""
     get = record.get if isinstance(record, Mapping) else lambda name: getattr(record, name)
-    rows = [(name, json.dumps(value) if not isinstance(value, str) else value)
+    rows = [(name, json.dumps(value) if not isinstance(value, str) else _short_path(value))
             for name, value in (get("arguments") or {}).items()]
     timing = ", ".join(f"{label} {get(key):.1f} s" for label, key in
                        (("queued", "queued_s"), ("running", "running_s"), ("total", "total_s"))
