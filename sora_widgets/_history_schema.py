@@ -69,6 +69,10 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "CREATE INDEX runs_sweep_id ON runs (sweep_id)",
         "CREATE INDEX runs_request_id ON runs (request_id)",
     )),
+    ("create_uploads", (
+        "CREATE TABLE uploads (sha256 TEXT PRIMARY KEY, url TEXT NOT NULL,"
+        " uploaded_at TEXT NOT NULL)",
+    )),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -217,7 +217,7 @@ def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
               file=sys.stderr)
         return 0
     log = History()
-    backend = resolve_backend(options.backend, media_dir=log.media_dir)
+    backend = resolve_backend(options.backend, history=log)
     print(backend.describe(), file=sys.stderr)
     progress = Progress()
     job = submit(schema=schema, arguments=fields, backend=backend, history=log,

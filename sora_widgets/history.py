@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _history_schema as schema
 from . import _history_export as export
+from . import _history_schema as schema
 from ._errors import HistoryError
 from ._history_records import HistoryRecord, advance, columns_from_result, decode
+from ._history_uploads import UploadCache
 from ._version import __version__
 from .records import JobStatus
 
@@ -98,6 +99,11 @@ class History:
         media = self._path.parent / "media"
         media.mkdir(exist_ok=True)
         return media
+
+    @property
+    def uploads(self) -> UploadCache:
+        """Uploaded input images (sha256 -> URL) kept in this file, so each is uploaded once."""
+        return UploadCache(self)
 
     def close(self) -> None:
         """Close this thread's connection now; other threads reopen theirs on their next use."""

@@ -358,7 +358,7 @@ def submit(*, endpoint: str = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | N
     schema = schema or load_schema(endpoint)
     log = _history(history)
     validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
-    chosen = resolve_backend(backend, media_dir=log.media_dir)
+    chosen = resolve_backend(backend, history=log)
     if getattr(chosen, "key_source", "") is None:
         raise CredentialsError(
             f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
@@ -402,7 +402,7 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
                        error_message="The process stopped before the request was sent; nothing "
                                      "reached the backend.")
             continue
-        chosen = resolve_backend(backend or row["backend"], media_dir=log.media_dir)
+        chosen = resolve_backend(backend or row["backend"], history=log)
         schema = load_schema(row["endpoint_id"])
         job = Job(schema=schema, arguments=row["arguments"], backend=chosen, history=log,
                   history_id=row["id"], request_id=row["request_id"])

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Cell", "Sweep", "SweepPlan", "sweep"]
 
+#: jobs a sweep keeps in flight at once. fal queues what is over a key's own limit on its side,
+#: so this only bounds the open connections and threads on this machine.
+DEFAULT_CONCURRENCY = 32
 WAITING = "waiting"  # the status of a cell that has not been submitted yet
 _DIED_BEFORE_SUBMIT = "interrupted"  # the error_type jobs.resume gives rows that were never sent
 
@@ -57,7 +60,7 @@ def _video_src(path: str | None, url: str | None) -> str | None:
 
 def sweep(*, endpoint: str = DEFAULT_ENDPOINT, backend: str | Backend | None = None,
           history: History | None = None, budget_usd: float | None = None, repeat: int = 1,
-          max_concurrent: int = 8, wait: bool = False,
+          max_concurrent: int = DEFAULT_CONCURRENCY, wait: bool = False,
           confirm: Callable[[SweepPlan], bool] | None = None, **fields: Any) -> Sweep:
     """Run every combination of the fields given as lists (`repeat` samples each), concurrently.
 
@@ -79,7 +82,7 @@ def sweep(*, endpoint: str = DEFAULT_ENDPOINT, backend: str | Backend | None = N
     log = history if history is not None else History()
     axes, fixed = split_axes(schema, fields)
     normalize_images(schema, axes, fixed, log.media_dir)
-    chosen = resolve_backend(backend, media_dir=log.media_dir)
+    chosen = resolve_backend(backend, history=log)
     plan = SweepPlan(sweep_id=uuid.uuid4().hex[:10], endpoint_id=schema.endpoint_id,
                      backend=chosen.name, axes=axes, fields=fixed, repeat=repeat,
                      budget_usd=budget_usd, created_at=datetime.now(timezone.utc).isoformat(),
@@ -103,7 +106,7 @@ class Sweep:
     """A running (or finished, or reopened) sweep: its jobs, their rows, tables, grid and reports."""
 
     def __init__(self, plan: SweepPlan, *, history: History, backend: str | Backend | None = None,
-                 max_concurrent: int = 8) -> None:
+                 max_concurrent: int = DEFAULT_CONCURRENCY) -> None:
         """Made by `sweep()` or `Sweep.open()`; nothing is sent until `start()`."""
         self.plan = plan
         self.history = history
@@ -133,7 +136,7 @@ class Sweep:
 
     @classmethod
     def open(cls, sweep_id: str, history: History | None = None, *,
-             backend: str | Backend | None = None, max_concurrent: int = 8) -> Sweep:
+             backend: str | Backend | None = None, max_concurrent: int = DEFAULT_CONCURRENCY) -> Sweep:
         """Reopen a saved sweep (e.g. after a kernel restart) and finish only what did not finish.
 
         Submitted jobs still under way are followed by request id; cells that never got a row, or

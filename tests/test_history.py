@@ -467,3 +467,16 @@ def test_a_lock_held_too_long_is_a_clear_history_error(log: History, monkeypatch
         holder.execute("ROLLBACK")
         holder.close()
     log.start(I2V, "fal", ARGS)
+
+
+def test_uploads_are_remembered_in_the_file_and_expire(tmp_path: Path) -> None:
+    log = History(tmp_path / "h.sqlite")
+    log.uploads["abc"] = "https://cdn.example/abc.png"
+    again = History(tmp_path / "h.sqlite").uploads
+    assert again["abc"] == "https://cdn.example/abc.png" and list(again) == ["abc"]
+    assert "zzz" not in again
+    again.max_age_s = 0
+    assert "abc" not in again and len(again) == 0
+    del log.uploads["abc"]
+    with pytest.raises(KeyError):
+        del log.uploads["abc"]

@@ -62,11 +62,14 @@ def migrations(path: Path) -> list[tuple[int, str]]:
 
 # ---- migrations -------------------------------------------------------------------------------
 
+ALL_MIGRATIONS = [(1, "create_runs"), (2, "index_status_sweep_request"), (3, "create_uploads")]
+
+
 def test_a_version_1_file_opens_and_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     make_v1(path)
     log = History.open(tmp_path)
-    assert migrations(path) == [(1, "create_runs"), (2, "index_status_sweep_request")]
+    assert migrations(path) == ALL_MIGRATIONS
     with sqlite3.connect(path) as db:
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"runs_status", "runs_sweep_id", "runs_request_id"} <= indexes
@@ -79,12 +82,12 @@ def test_a_version_1_file_opens_and_is_migrated(tmp_path: Path) -> None:
     new = log.start(I2V, "fal", {"prompt": "from v2", "model": "sora-2"})
     assert [r["id"] for r in log] == [new, 2, 1]
     History(path)  # opening again changes nothing
-    assert len(migrations(path)) == 2
+    assert len(migrations(path)) == len(ALL_MIGRATIONS)
 
 
 def test_a_fresh_file_records_every_migration(tmp_path: Path) -> None:
     log = History(tmp_path / "h.sqlite")
-    assert migrations(log.path) == [(1, "create_runs"), (2, "index_status_sweep_request")]
+    assert migrations(log.path) == ALL_MIGRATIONS
     with sqlite3.connect(log.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -93,10 +96,10 @@ def test_a_newer_file_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     History(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO migrations VALUES (3, 'from_the_future', '2027-01-01')")
+        db.execute("INSERT INTO migrations VALUES (4, 'from_the_future', '2027-01-01')")
     db.close()
     before = path.read_bytes()
-    with pytest.raises(HistoryError, match="newer sora_widgets .*v3.* up to v2") as caught:
+    with pytest.raises(HistoryError, match="newer sora_widgets .*v4.* up to v3") as caught:
         History(path)
     assert caught.value.path == str(path)
     assert path.read_bytes() == before

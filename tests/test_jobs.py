@@ -136,3 +136,24 @@ def test_resume_marks_a_row_that_died_before_submit_as_failed(log: sw.History) -
 def test_unknown_backend_name_is_a_validation_error(log: sw.History) -> None:
     with pytest.raises(sw.ValidationError, match="backend"):
         sw.submit(prompt="x", image_url="https://e.com/a.png", backend="replicate", history=log)
+
+
+def test_no_key_photo_becomes_a_4_s_16_9_mp4_whose_first_frame_is_the_photo(
+        log: sw.History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from sora_widgets.media import probe_video
+    from sora_widgets.video_metrics import video_metrics
+
+    rng = np.random.default_rng(7)
+    photo = Image.fromarray(rng.integers(0, 255, (18, 32, 3), dtype=np.uint8)).resize(
+        (1280, 720), Image.Resampling.BICUBIC)  # smooth, photo-like colour fields
+    monkeypatch.chdir(tmp_path)
+    photo.save("photo.png")
+    gen = sw.generate(prompt="still life", image_url="photo.png", duration=4, aspect_ratio="16:9",
+                      history=log, timeout=120)
+    info = probe_video(gen.video_path)
+    assert (info.codec, info.width, info.height) == ("h264", 1280, 720)
+    assert info.duration_s == pytest.approx(4.0, abs=0.1)
+    measured = video_metrics(gen.video_path, image="photo.png")
+    assert measured["psnr_db"] > 20 and measured["ssim"] > 0.6

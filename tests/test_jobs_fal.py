@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -79,7 +80,9 @@ def test_missing_key_for_fal_is_refused_before_anything_is_sent(fakefal: FakeFal
 
 
 def test_the_key_never_reaches_history_exports_logs_or_reprs(
-        fakefal: FakeFal, keyed: None, log: sw.History, tmp_path: Path) -> None:
+        fakefal: FakeFal, keyed: None, log: sw.History, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG)
     fakefal.configure(queue_s=0.1, run_s=0.3, logs=["using key " + SECRET])
     gen = sw.generate(**ARGS, history=log, timeout=60)
     fakefal.configure(queue_s=0.1, run_s=0.1, error=(401, {"detail": "Invalid key " + SECRET}))
@@ -88,9 +91,13 @@ def test_the_key_never_reaches_history_exports_logs_or_reprs(
     exported = [log.export(tmp_path / f"runs.{suffix}") for suffix in ("csv", "jsonl")]
     texts = [repr(gen), gen._repr_html_(), str(failed.value), repr(log), log._repr_html_(),
              json.dumps(log.records(), default=str), *[p.read_text() for p in exported]]
-    log_bytes = b"".join(p.read_bytes() for p in log.path.parent.glob("history.sqlite*"))
+    run_files = [p for p in log.path.parent.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".mp4" for p in run_files)  # the scan covers media, not only the db
+    captured = capfd.readouterr()
+    texts += [caplog.text, captured.out, captured.err]
     assert all(SECRET not in text for text in texts)
-    assert SECRET.encode() not in log_bytes
+    assert all(SECRET.encode() not in p.read_bytes() for p in run_files)
+    assert fakefal.of_kind("submit")[0].headers["authorization"] == f"Key {SECRET}"
 
 
 KILLED_KERNEL = """
@@ -154,3 +161,28 @@ def test_a_local_image_is_uploaded_once_and_the_row_records_what_was_sent(
         row = log.get(gen.history_id)
         assert row["arguments"]["image_url"] == sent[0] == gen.arguments["image_url"]
         assert Path(row["image_path"]).read_bytes() == image.read_bytes()
+
+
+def test_a_sweep_uploads_its_image_once_and_a_restart_reuses_the_upload(
+        fakefal: FakeFal, keyed: None, log: sw.History, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sora_widgets.backends.fal import FalBackend
+
+    uploads: list[str] = []
+
+    def uploader(data: bytes, content_type: str, file_name: str) -> str:
+        uploads.append(file_name)
+        return fakefal.media_url(file_name)
+
+    image = tmp_path / "frame.png"
+    Image.new("RGB", (64, 36), (200, 120, 10)).save(image)
+    fakefal.configure(queue_s=0.1, run_s=0.2)
+    run = sw.sweep(prompt="p", image_url=image, duration=[4, 8, 12], model=sw.load_schema()["model"].enum,
+                   repeat=4, history=log, backend=FalBackend(uploader=uploader, upload_cache=log.uploads),
+                   wait=True)
+    assert len(run.jobs) == 36 and set(run.to_dataframe()["status"]) == {"completed"}
+    assert len(uploads) == 1 and fakefal.count("submit") == 36
+    after_restart = FalBackend(uploader=uploader, upload_cache=sw.History(log.path).uploads)
+    sw.generate(prompt="again", image_url=image, backend=after_restart, history=log, timeout=60)
+    assert len(uploads) == 1

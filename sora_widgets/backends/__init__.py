@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import Backend
+
+if TYPE_CHECKING:
+    from ..history import History
 
 __all__ = ["Backend", "key_source", "resolve_backend"]
 
@@ -28,11 +31,11 @@ def key_source() -> str | None:
     return None
 
 
-def resolve_backend(spec: str | Backend | None, *, media_dir: Path) -> Backend:
+def resolve_backend(spec: str | Backend | None, *, history: History) -> Backend:
     """A backend instance for "fal", "preview", None (fal with a key, else preview) or an instance.
 
-    Instances are reused per kind and media folder, so fal's upload cache and the preview's
-    renders survive between calls.
+    Instances are reused per kind and run folder; fal's uploads are remembered in the history
+    file and the preview renders into its media folder, so both survive restarts.
     """
     if spec is not None and not isinstance(spec, str):
         return spec
@@ -42,18 +45,18 @@ def resolve_backend(spec: str | Backend | None, *, media_dir: Path) -> Backend:
 
         raise ValidationError([("backend", f'must be "fal", "preview", None or a backend instance '
                                            f"(got {name!r})")])
-    cache_key = (name, str(Path(media_dir).resolve()))
+    cache_key = (name, str(Path(history.path).resolve()))
     with _lock:
         if cache_key not in _cache:
-            _cache[cache_key] = _build(name, media_dir)
+            _cache[cache_key] = _build(name, history)
         return _cache[cache_key]
 
 
-def _build(name: str, media_dir: Path) -> Any:
+def _build(name: str, history: History) -> Any:
     if name == "fal":
         from .fal import FalBackend
 
-        return FalBackend()
+        return FalBackend(upload_cache=history.uploads)
     from .preview import PreviewBackend
 
-    return PreviewBackend(media_dir=media_dir)
+    return PreviewBackend(media_dir=history.media_dir)
