@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CredentialsError, GenerationError
@@ -30,8 +30,13 @@ __all__ = ["Job", "generate", "generate_async", "resume", "submit"]
 EventCallback = Callable[["Job", JobEvent], None]
 PREVIEW_NOTE = "Offline preview: no model made this video; it was rendered on this machine from your image."
 
+#: jobs followed at once in this process; more wait, pending, for a place. fal queues what is over
+#: a key's own limit on its side, so this only bounds connections and render threads here.
+MAX_CONCURRENT_JOBS = int(os.environ.get("SORA_WIDGETS_MAX_JOBS", "32"))
+
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
+_slots: asyncio.Semaphore | None = None
 
 
 def job_loop() -> asyncio.AbstractEventLoop:
@@ -43,6 +48,14 @@ def job_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(target=loop.run_forever, name="sora-widgets-jobs", daemon=True).start()
             _loop = loop
         return _loop
+
+
+def _job_slots() -> asyncio.Semaphore:
+    """The places for running jobs, made on the job loop the first time one is needed."""
+    global _slots
+    if _slots is None:
+        _slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
+    return _slots
 
 
 def _now() -> str:
@@ -197,21 +210,10 @@ class Job:
     # --- the life of a job, on the job loop ----------------------------------------------------
 
     async def _run(self, follow_only: bool) -> Generation:
+        """The whole life of the job; every way out leaves the history row with a final status."""
         try:
-            if not follow_only:
-                sent = await self.backend.prepare(self.endpoint_id, self.arguments)
-                if sent != self.arguments:  # e.g. a local image now uploaded: record what is sent
-                    self.generation.arguments = dict(sent)
-                    self.history.update(self.history_id, arguments=sent)
-                if self._cancel_requested:
-                    raise asyncio.CancelledError
-                request_id = await self.backend.submit(self.endpoint_id, sent)
-                self.generation.request_id = request_id
-                self._set_status(JobStatus.QUEUED, request_id=request_id, submitted_at=_now())
-            async for event in self.backend.events(self.endpoint_id, self.request_id or ""):
-                self._on_backend_event(event)
-            output = await self.backend.result(self.endpoint_id, self.request_id or "")
-            await self._complete(output)
+            async with _job_slots():
+                await self._steps(follow_only)
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED, error_type="cancelled",
                          error="Cancelled before a video was made.")
@@ -224,6 +226,23 @@ class Job:
                                   request_id=self.request_id, history_id=self.history_id,
                                   generation=self.generation) from exc
         return self.generation
+
+    async def _steps(self, follow_only: bool) -> None:
+        """Prepare and submit (unless resuming), follow the events, fetch and keep the result."""
+        if not follow_only:
+            sent = await self.backend.prepare(self.endpoint_id, self.arguments)
+            if sent != self.arguments:  # e.g. a local image now uploaded: record what is sent
+                self.generation.arguments = dict(sent)
+                self.history.update(self.history_id, arguments=sent)
+            if self._cancel_requested:
+                raise asyncio.CancelledError
+            request_id = await self.backend.submit(self.endpoint_id, sent)
+            self.generation.request_id = request_id
+            self._set_status(JobStatus.QUEUED, request_id=request_id, submitted_at=_now())
+        async for event in self.backend.events(self.endpoint_id, self.request_id or ""):
+            self._on_backend_event(event)
+        output = await self.backend.result(self.endpoint_id, self.request_id or "")
+        await self._complete(output)
 
     def _on_backend_event(self, event: JobEvent) -> None:
         gen = self.generation

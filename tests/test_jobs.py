@@ -157,3 +157,17 @@ def test_no_key_photo_becomes_a_4_s_16_9_mp4_whose_first_frame_is_the_photo(
     assert info.duration_s == pytest.approx(4.0, abs=0.1)
     measured = video_metrics(gen.video_path, image="photo.png")
     assert measured["psnr_db"] > 20 and measured["ssim"] > 0.6
+
+
+def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
+        log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sora_widgets.jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "_slots", None)
+    monkeypatch.setattr(jobs_module, "MAX_CONCURRENT_JOBS", 1)
+    first = sw.submit(prompt="first", image_url=_png(), duration=8, history=log)
+    second = sw.submit(prompt="second", image_url=_png((9, 9, 9)), history=log)
+    while first.request_id is None:
+        asyncio.run(asyncio.sleep(0.01))
+    assert second.status is sw.JobStatus.PENDING and second.request_id is None
+    assert first.result(timeout=120).ok and second.result(timeout=120).ok
