@@ -1,6 +1,9 @@
 """Run every benchmark against its baseline in one process and print one table (and save it).
 
-    .venv/bin/python -m bench [--quick] [--results bench/RESULTS.md]
+    .venv/bin/python -m bench [--quick] [--only N ...] [--results bench/RESULTS.md]
+
+`--only 2` runs benchmark 2 alone (repeatable); a partial run prints its table but writes a
+report only where `--results` says, so bench/RESULTS.md keeps the last full table.
 
 Nothing leaves 127.0.0.1: fal traffic goes to the fake fal server from tests/fakefal.py, started
 here before anything imports fal_client; runs and media go to a temporary SORA_WIDGETS_HOME.
@@ -96,8 +99,9 @@ def _versions() -> str:
     return ", ".join(f"{name} {version(name)}" for name in ("sora-widgets", "fal-client", "httpx", "pandas"))
 
 
-def run(sizes: Sizes, folder: Path) -> list[Section]:
-    """Every benchmark in order, against one fake fal server and one temporary history."""
+def run(sizes: Sizes, folder: Path, only: set[int] | None = None) -> list[Section]:
+    """Every benchmark (or those numbered in `only`) in order, against one fake fal server and one
+    temporary history."""
     fake = start_fake()  # before anything imports fal_client, which reads its hosts at import
     os.environ["SORA_WIDGETS_HOME"] = str(folder / "home")
     import sora_widgets as sw
@@ -120,6 +124,8 @@ def run(sizes: Sizes, folder: Path) -> list[Section]:
     sections = []
     try:
         for name, step in steps:
+            if only and int(name.split()[0]) not in only:
+                continue
             start = time.perf_counter()
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             sections.append(step())
@@ -132,18 +138,23 @@ def run(sizes: Sizes, folder: Path) -> list[Section]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md",
-                        help="where to write the Markdown report (default: bench/RESULTS.md)")
+    parser.add_argument("--only", type=int, action="append", choices=range(1, 8), metavar="N",
+                        help="run only benchmark N (1-7); repeat for several")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where to write the Markdown report (default: bench/RESULTS.md, "
+                             "except with --only: no report)")
     args = parser.parse_args(argv)
+    results = args.results or (None if args.only else ROOT / "bench" / "RESULTS.md")
     command = " ".join(["python -m bench", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     started, clock, host = datetime.now(timezone.utc), time.perf_counter(), machine()
     with tempfile.TemporaryDirectory(prefix="sora-bench-") as tmp:
-        sections = run(QUICK if args.quick else FULL, Path(tmp))
+        sections = run(QUICK if args.quick else FULL, Path(tmp), set(args.only or ()))
     took = time.perf_counter() - clock
     print(f"sora-widgets benchmarks, {started:%Y-%m-%d %H:%M} UTC, {host}")
     print(table(sections))
-    args.results.write_text(report(sections, command=command, host=host, started=started, took=took), encoding="utf-8")
-    print(f"Written to {args.results}")
+    if results is not None:
+        results.write_text(report(sections, command=command, host=host, started=started, took=took), encoding="utf-8")
+        print(f"Written to {results}")
     return 0
 
 

@@ -163,6 +163,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the client's end of the connection: same port, same connection
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -418,7 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
         match = _REQUEST_PATH.match(url.path)
         kind = _kind(self.command, url.path, match)
         rec = Recorded(kind=kind, method=self.command, path=url.path, query=parse_qs(url.query),
-                       headers={k.lower(): v for k, v in self.headers.items()}, body=body)
+                       headers={k.lower(): v for k, v in self.headers.items()}, body=body,
+                       client_port=self.client_address[1])
         fault = self.fake._record(rec)
         if fault is not None and fault.action == "drop":
             self._drop()
@@ -487,6 +489,8 @@ class _Handler(BaseHTTPRequestHandler):
         return 404, {"detail": "Not found"}, "application/json"
 
     def _stream(self, match: re.Match[str] | None, fault: Fault | None) -> None:
+        """Server-sent events, one per status change, in a chunked body that ends after COMPLETED;
+        the connection is kept alive for the next request, as fal's HTTP/1.1 and HTTP/2 ones are."""
         job = self.fake.jobs.get(match["rid"]) if match else None
         if job is None:
             self._send(404, {"detail": "Request not found"})
@@ -497,7 +501,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.close_connection = True
         last: dict[str, Any] | None = None
         sent = 0
         try:
@@ -517,8 +520,9 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(0.02)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            self.close_connection = self.fake._stopping.is_set()
         except OSError:
-            return
+            self.close_connection = True
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

@@ -65,11 +65,14 @@ def test_stream_sends_one_status_per_change_and_ends(fakefal: FakeFal, client: f
     handle = client.submit(APP, {"prompt": "p"})
     with httpx.Client(headers={"Authorization": f"Key {KEY}"}) as http:
         response = http.get(handle.status_url + "/stream", params={"logs": "1"})
+        http.get(handle.response_url)  # the stream's connection is kept alive, as on fal
     events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
     assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["transfer-encoding"] == "chunked"
     assert events[0]["status"] == "IN_QUEUE" and events[-1]["status"] == "COMPLETED"
     assert [e["message"] for e in events[-1]["logs"]] == ["a"]
     assert fakefal.count("stream") == 1
+    assert fakefal.of_kind("result")[0].client_port == fakefal.of_kind("stream")[0].client_port
 
 
 def test_cancel_while_queued_then_after_completion(fakefal: FakeFal, client: fal_client.SyncClient) -> None:

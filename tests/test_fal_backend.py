@@ -56,8 +56,10 @@ async def test_stream_follows_a_3s_job_in_at_most_5_requests(fal: FalBackend, fa
     request_id, events, result = await run_job(fal)
     lag = time.monotonic() - started - 3.0
     assert fakefal.count() <= 5
-    # the result fetch is fal_client's AsyncRequestHandle.get(): one status call, then the GET
-    assert dict(fakefal.counts) == {"submit": 1, "stream": 1, "status": 1, "result": 1}
+    # the stream said COMPLETED, so fal_client's AsyncRequestHandle.get() sends the GET alone
+    assert dict(fakefal.counts) == {"submit": 1, "stream": 1, "result": 1}
+    # on one kept-alive connection: the stream's body ends and fal_client's pool is ours too
+    assert len({r.client_port for r in fakefal.requests}) == 1
     assert events[0].kind == "queued" and events[0].position is not None
     assert events[-1].kind == "completed" and sum(e.is_final for e in events) == 1
     assert [line for e in events for line in e.logs] == ["Starting", "Rendering", "Encoding"]
@@ -92,7 +94,8 @@ async def test_polls_result_and_cancel_are_fal_client_calls(fal: FalBackend, fak
     """Submit and stream are ours; the status fallback, result and cancel are fal_client's calls.
 
     fal_client's handle sends `logs=true`/`false` (httpx's encoding of its bool) where our stream
-    sends `logs=1`, and its `get()` checks the status (without logs) right before the result GET.
+    sends `logs=1`. Its `get()` checks the status (without logs) before the result GET unless
+    our events() already saw COMPLETED (here the last poll did).
     """
     from fal_client.client import USER_AGENT
 
@@ -101,8 +104,8 @@ async def test_polls_result_and_cancel_are_fal_client_calls(fal: FalBackend, fak
     await run_job(fal)
     pattern = [(r.kind, r.method, tuple(r.query.get("logs", ()))) for r in fakefal.requests]
     assert pattern[:2] == [("submit", "POST", ()), ("stream", "GET", ("1",))]
-    assert pattern[-2:] == [("status", "GET", ("false",)), ("result", "GET", ())]
-    assert len(pattern) > 4 and set(pattern[2:-2]) == {("status", "GET", ("true",))}
+    assert pattern[-1] == ("result", "GET", ())
+    assert len(pattern) > 3 and set(pattern[2:-1]) == {("status", "GET", ("true",))}
     request_id = await fal.submit(APP, ARGS)
     await fal.cancel(APP, request_id)
     assert fakefal.requests[-1].method == "PUT" and fakefal.requests[-1].kind == "cancel"
@@ -157,6 +160,13 @@ async def test_resume_from_a_request_id_with_a_fresh_backend(fal: FalBackend, fa
     assert fakefal.count("submit") == 1
     again = await follow(fresh, request_id)  # a finished job: one event, no waiting
     assert [e.kind for e in again] == ["completed"]
+
+
+async def test_result_of_a_job_not_followed_here_waits_for_it(fal: FalBackend, fakefal: FakeFal) -> None:
+    """Without events() having seen COMPLETED, result() lets fal_client's get() poll first."""
+    request_id = await fal.submit(APP, ARGS)
+    assert (await fal.result(APP, request_id))["video_id"]
+    assert fakefal.count("status") >= 2 and fakefal.count("result") == 1 and fakefal.count("stream") == 0
 
 
 async def test_backend_works_across_event_loops(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 The stream (`GET {status_url}/stream`, server-sent events until COMPLETED) is read here with
 httpx-sse because fal_client 1.0.3 has no call for it. Polled statuses arrive as fal_client's
 `Queued` / `InProgress` / `Completed` objects; `status_dict` gives both sources one shape.
+`FinishedHandle` lets fal_client fetch the result of a job already known to be complete.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
+
+from fal_client.client import AsyncRequestHandle
 
 from ..records import JobEvent
 
@@ -19,7 +23,8 @@ if TYPE_CHECKING:
     from fal_client.client import Status
 
 
-async def read_status_stream(client: httpx.AsyncClient, status_url: str) -> AsyncIterator[dict[str, Any]]:
+async def read_status_stream(client: httpx.AsyncClient, status_url: str,
+                             timeout: httpx.Timeout) -> AsyncIterator[dict[str, Any]]:
     """Status objects from `{status_url}/stream`; ends quietly when the stream is refused or breaks.
 
     A refused key (401/403) raises `httpx.HTTPStatusError` for the caller to translate; any other
@@ -29,7 +34,8 @@ async def read_status_stream(client: httpx.AsyncClient, status_url: str) -> Asyn
     from httpx_sse import SSEError, aconnect_sse
 
     try:
-        async with aconnect_sse(client, "GET", status_url + "/stream", params={"logs": "1"}) as source:
+        async with aconnect_sse(client, "GET", status_url + "/stream", params={"logs": "1"},
+                                timeout=timeout) as source:
             if source.response.status_code in (401, 403):
                 await source.response.aread()
                 source.response.raise_for_status()
@@ -40,6 +46,22 @@ async def read_status_stream(client: httpx.AsyncClient, status_url: str) -> Asyn
                     yield sse.json()
     except (httpx.TransportError, SSEError, ValueError):
         return
+
+
+class FinishedHandle(AsyncRequestHandle):
+    """fal_client's request handle for a job whose stream (or poll) already said COMPLETED.
+
+    `get()` waits on `iter_events()` and then sends the result GET; here there is nothing left
+    to wait for, so the GET goes out at once, saving the status request `get()` would send first.
+    """
+
+    @classmethod
+    def of(cls, handle: AsyncRequestHandle) -> FinishedHandle:
+        return cls(**{f.name: getattr(handle, f.name) for f in fields(handle)})
+
+    async def iter_events(self, **_: Any) -> AsyncIterator[Status]:
+        for status in ():
+            yield status
 
 
 def status_dict(status: Status) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """FalBackend: Sora 2 on fal.ai's queue, followed by its status stream, with careful retries.
 
 One `fal_client.AsyncClient(key=...)` per event loop makes the status polls, the result fetch,
-the cancel and the uploads. Two things cannot go through it, so they use one httpx client of
-ours, built like fal_client's own (its transport, auth header, User-Agent and queue URL):
+the cancel and the uploads. Two things cannot go through its calls, so we send them ourselves on
+the httpx client it holds (one connection pool, so no second TLS handshake), with its headers
+and queue URL:
 - the submit POST: fal_client 1.0.3 sends a submit again after a dropped connection. Measured
   with tests/fakefal.py's `Fault.drop_after()` on submit (fal processes the POST, then the
   connection closes unanswered): `SyncClient.submit` made 2 POSTs and 2 jobs ran (pinned by
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._fal_errors import Context
+    from ._fal_stream import Tracker
 
 #: uploader(data, content_type, file_name) -> URL, sync or async
 Uploader = Callable[[bytes, str, str], Union[str, Awaitable[str]]]
@@ -89,6 +91,7 @@ class FalBackend:
         self.read_timeout_s = read_timeout_s
         self._clients: tuple[httpx.AsyncClient, fal_client.AsyncClient] | None = None
         self._clients_for: tuple[object, str] | None = None  # (event loop, key fingerprint)
+        self._seen_done: set[str] = set()  # request ids whose events() saw COMPLETED
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -129,31 +132,40 @@ class FalBackend:
         return Context(action, endpoint_id, self.key_source or "no key", request_id)
 
     async def _clients_here(self) -> tuple[httpx.AsyncClient, fal_client.AsyncClient]:
-        """This loop's clients: ours for submit and stream, fal_client's for everything else.
+        """This loop's (httpx client for submit and stream, fal_client client for the rest).
 
-        Both hold connections bound to the loop that made them, so a new loop (or key) gets a
-        new pair. Ours is built the way `fal_client.AsyncClient` builds its own.
+        The httpx client is the one fal_client's request handles carry (`AsyncRequestHandle.client`,
+        a public field; `get_handle` only builds URLs), so both share one connection pool. Should a
+        fal_client release not expose it, we build our own the way fal_client does (a second pool).
+        Connections are bound to the loop that made them: a new loop (or key) gets a new pair.
         """
         import fal_client
         import httpx
-        from fal_client.auth import AuthCredentials
-        from fal_client.client import USER_AGENT, AsyncBackupDomainTransport
 
         key, _ = self._credentials()
         owner = (asyncio.get_running_loop(), hashlib.sha256(key.encode()).hexdigest())
         if self._clients is None or self._clients_for != owner:
-            ours = httpx.AsyncClient(
-                transport=AsyncBackupDomainTransport(),
-                headers={"Authorization": AuthCredentials("Key", key).header_value, "User-Agent": USER_AGENT},
-                timeout=httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
-            )
-            self._clients, self._clients_for = (ours, fal_client.AsyncClient(key=key)), owner
+            client = fal_client.AsyncClient(key=key)
+            http = getattr(await client.get_handle("fal-ai/any", "none"), "client", None)
+            if not isinstance(http, httpx.AsyncClient):
+                from fal_client.auth import AuthCredentials
+                from fal_client.client import USER_AGENT, AsyncBackupDomainTransport
+
+                http = httpx.AsyncClient(transport=AsyncBackupDomainTransport(), headers={
+                    "Authorization": AuthCredentials("Key", key).header_value, "User-Agent": USER_AGENT})
+            self._clients, self._clients_for = (http, client), owner
         return self._clients
 
-    async def aclose(self) -> None:
-        """Close our HTTP connections (call from the loop that used them).
+    def _timeout(self) -> httpx.Timeout:
+        """The bound on our submit and stream requests (fal_client's client defaults to 120 s)."""
+        import httpx
 
-        fal_client.AsyncClient has no close method; its connections go when it is dropped.
+        return httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (call from the loop that used them); the next call makes new ones.
+
+        fal_client.AsyncClient has no close method; this closes the httpx client it shares with us.
         """
         if self._clients is not None:
             await self._clients[0].aclose()
@@ -235,7 +247,8 @@ class FalBackend:
         add_fal_app_context_headers(headers)
 
         async def post(_: float) -> httpx.Response:
-            response = await http.post(QUEUE_URL_FORMAT + endpoint_id, json=arguments, headers=headers)
+            response = await http.post(QUEUE_URL_FORMAT + endpoint_id, json=arguments, headers=headers,
+                                       timeout=self._timeout())
             response.raise_for_status()
             return response
 
@@ -246,14 +259,22 @@ class FalBackend:
     async def result(self, endpoint_id: str, request_id: str) -> dict[str, Any]:
         """The output, via fal_client's `AsyncRequestHandle.get`; fal's failures become GenerationErrors.
 
-        `get` checks the status before the GET, so a finished job costs 2 requests: fal_client has
-        no one-shot fetch (`AsyncClient.result` is the same call with a fixed 0.1 s poll interval).
+        `get` checks the status before the GET (fal_client has no one-shot fetch), unless our
+        `events()` already saw this job COMPLETED: then a `FinishedHandle` skips that request.
         The handle's `interval=` keeps a not-yet-finished job from being polled every 0.1 s.
         """
-        async def fetch(client: fal_client.AsyncClient) -> Any:
-            return await (await client.get_handle(endpoint_id, request_id)).get(interval=self.poll_max_s)
+        from ._fal_stream import FinishedHandle
 
-        return dict(await self._via_fal_client(self._ctx("result", endpoint_id, request_id), fetch))
+        async def fetch(client: fal_client.AsyncClient) -> Any:
+            handle = await client.get_handle(endpoint_id, request_id)
+            if request_id in self._seen_done:
+                handle = FinishedHandle.of(handle)
+            return await handle.get(interval=self.poll_max_s)
+
+        try:
+            return dict(await self._via_fal_client(self._ctx("result", endpoint_id, request_id), fetch))
+        finally:
+            self._seen_done.discard(request_id)
 
     async def cancel(self, endpoint_id: str, request_id: str) -> None:
         """fal_client's cancel (PUT). A finished job raises GenerationError(kind="already_completed")."""
@@ -279,10 +300,10 @@ class FalBackend:
             opens -= 1
             delivered = 0
             try:
-                async with aclosing(read_status_stream(http, status_url)) as stream:
+                async with aclosing(read_status_stream(http, status_url, self._timeout())) as stream:
                     async for status in stream:
                         delivered += 1
-                        for event in tracker.update(status):
+                        for event in self._track(tracker, request_id, status):
                             yield event
             except httpx.HTTPStatusError as exc:
                 raise translate(exc, self._ctx("stream", endpoint_id, request_id)) from exc
@@ -294,12 +315,19 @@ class FalBackend:
             status = await self._via_fal_client(
                 ctx, lambda client: client.status(endpoint_id, request_id, with_logs=True))
             phase = tracker.phase
-            for event in tracker.update(status_dict(status)):
+            for event in self._track(tracker, request_id, status_dict(status)):
                 yield event
             if tracker.done:
                 break
             interval = self.poll_min_s if tracker.phase != phase else min(interval * self.poll_growth, self.poll_max_s)
             await asyncio.sleep(interval)
+
+    def _track(self, tracker: Tracker, request_id: str, status: dict[str, Any]) -> list[JobEvent]:
+        """The tracker's events for `status`; a COMPLETED job is noted, so result() need not ask again."""
+        events = tracker.update(status)
+        if tracker.phase == "COMPLETED":
+            self._seen_done.add(request_id)
+        return events
 
     # -- retries -------------------------------------------------------------------------------
 
