@@ -54,4 +54,4 @@ def test_every_cli_command_is_documented() -> None:
 
 def test_the_benchmark_table_is_filled_in() -> None:
     assert "BENCHMARKS_TABLE" not in README
-    assert "python -m bench" in README
+    assert "python -m bench" in README and "| 5. preview render" in README
