@@ -206,7 +206,7 @@ def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
     from ._cli_format import Progress, generation_summary
     from .backends import resolve_backend
     from .history import History
-    from .jobs import submit
+    from .generation import submit
     from .pricing import estimate_cost, format_usd
 
     fields = _field_values(options, schema)
@@ -264,7 +264,7 @@ def _runs(count: int) -> str:
 def _run_resume(options: argparse.Namespace, _schema: None) -> int:
     from ._cli_format import Progress, generation_summary
     from .history import History
-    from .jobs import Job, resume
+    from .generation import resume
 
     log = History()
     unfinished = len(log.unfinished())

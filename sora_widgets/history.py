@@ -398,8 +398,8 @@ class History:
         return export.export(self, Path(path), filters)
 
     def resume(self, **kwargs: Any) -> Any:
-        """Follow unfinished runs that reached the backend to their end (see `jobs.resume`)."""
-        from .jobs import resume
+        """Follow unfinished runs that reached the backend to their end (see `generation.resume`)."""
+        from .generation import resume
 
         return resume(history=self, **kwargs)
 

@@ -1,4 +1,4 @@
-"""The generation helper: validate, record, submit, follow and finish jobs without losing any.
+"""Jobs: follow a generation from submit to a final history row, on the package's own loop.
 
 Jobs run as asyncio tasks on one long-lived event loop owned by the package (a daemon thread).
 The sync API (`generate`, `job.result()`) waits on that loop, `generate_async` awaits it from
@@ -17,15 +17,15 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CredentialsError, GenerationError
-from .backends import Backend, resolve_backend
+from ._errors import GenerationError, HistoryError
+from .backends import Backend
 from .records import Generation, JobEvent, JobStatus
-from .schema import DEFAULT_ENDPOINT, EndpointSchema, load_schema
+from .schema import EndpointSchema
 
 if TYPE_CHECKING:
     from .history import History
 
-__all__ = ["Job", "generate", "generate_async", "resume", "submit"]
+__all__ = ["Job", "job_loop", "live_job"]
 
 EventCallback = Callable[["Job", JobEvent], None]
 PREVIEW_NOTE = "Offline preview: no model made this video; it was rendered on this machine from your image."
@@ -37,6 +37,9 @@ MAX_CONCURRENT_JOBS = int(os.environ.get("SORA_WIDGETS_MAX_JOBS", "32"))
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 _slots: asyncio.Semaphore | None = None
+#: jobs this process is following, by (history file, row id), so resume() never follows one twice
+_live: dict[tuple[str, int], Job] = {}
+_live_lock = threading.Lock()
 
 
 def job_loop() -> asyncio.AbstractEventLoop:
@@ -50,12 +53,24 @@ def job_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def live_job(history: History, history_id: int) -> Job | None:
+    """The Job this process is following for that history row, if any."""
+    return _live.get((str(history.path), history_id))
+
+
 def _job_slots() -> asyncio.Semaphore:
     """The places for running jobs, made on the job loop the first time one is needed."""
     global _slots
     if _slots is None:
         _slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
     return _slots
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _now() -> str:
@@ -80,6 +95,7 @@ class Job:
         self._lock = threading.Lock()
         self._cancel_requested = False
         self._created = time.monotonic()
+        self._submitted: float | None = None
         self._started: float | None = None
         self._future: concurrent.futures.Future[Generation] | None = None
 
@@ -183,8 +199,13 @@ class Job:
     def cancel(self) -> None:
         """Ask the backend to stop the job; the row ends `cancelled` unless it had already finished."""
         self._cancel_requested = True
-        if self._future is not None and not self._future.done():
-            asyncio.run_coroutine_threadsafe(self._cancel(), job_loop()).result(timeout=60)
+        if self._future is None or self._future.done():
+            return
+        loop = job_loop()
+        if _on_loop_thread(loop):  # called from an event callback: schedule it, do not wait on it
+            loop.create_task(self._cancel())
+        else:
+            asyncio.run_coroutine_threadsafe(self._cancel(), loop).result(timeout=60)
 
     async def _cancel(self) -> None:
         if self.request_id is not None:
@@ -204,7 +225,11 @@ class Job:
             return await self._run(follow_only)
 
         self._task: asyncio.Task[Any] | None = None
+        key = (str(self.history.path), self.history_id)
+        with _live_lock:
+            _live[key] = self
         self._future = asyncio.run_coroutine_threadsafe(runner(), job_loop())
+        self._future.add_done_callback(lambda _f: _live.pop(key, None))
         return self
 
     # --- the life of a job, on the job loop ----------------------------------------------------
@@ -237,6 +262,7 @@ class Job:
             if self._cancel_requested:
                 raise asyncio.CancelledError
             request_id = await self.backend.submit(self.endpoint_id, sent)
+            self._submitted = time.monotonic()
             self.generation.request_id = request_id
             self._set_status(JobStatus.QUEUED, request_id=request_id, submitted_at=_now())
         async for event in self.backend.events(self.endpoint_id, self.request_id or ""):
@@ -252,8 +278,10 @@ class Job:
             columns: dict[str, Any] = {}
             if gen.status is not JobStatus.RUNNING:
                 self._started = time.monotonic()
-                gen.queued_s = round(self._started - self._created, 3)
-                columns.update(started_at=_now(), queued_s=gen.queued_s)
+                columns["started_at"] = _now()
+                if self._submitted is not None:  # a resumed job's queue time comes from its row
+                    gen.queued_s = round(self._started - self._submitted, 3)
+                    columns["queued_s"] = gen.queued_s
             if event.logs:
                 gen.logs.extend(event.logs)
                 columns["logs"] = gen.logs
@@ -303,13 +331,19 @@ class Job:
         gen.total_s = round(end - self._created, 3)
         if self._started is not None:
             gen.running_s = round(end - self._started, 3)
-        self.history.finish(
-            self.history_id, status=status, result=gen.result, error_type=error_type,
-            error_message=error, video_url=gen.video_url, video_path=gen.video_path,
-            video_id=gen.video_id, thumbnail_url=gen.thumbnail_url,
-            thumbnail_path=gen.thumbnail_path, spritesheet_url=gen.spritesheet_url,
-            spritesheet_path=gen.spritesheet_path, running_s=gen.running_s, total_s=gen.total_s,
-            logs=gen.logs)
+        try:
+            self.history.finish(
+                self.history_id, status=status, result=gen.result, error_type=error_type,
+                error_message=error, video_url=gen.video_url, video_path=gen.video_path,
+                video_id=gen.video_id, thumbnail_url=gen.thumbnail_url,
+                thumbnail_path=gen.thumbnail_path, spritesheet_url=gen.spritesheet_url,
+                spritesheet_path=gen.spritesheet_path, running_s=gen.running_s,
+                total_s=gen.total_s, logs=gen.logs)
+        except HistoryError:
+            recorded = JobStatus(self.history.get(self.history_id)["status"])
+            if not recorded.is_final:
+                raise
+            gen.logs.append(f"Another process had already recorded this run as {recorded.value}.")
         self._emit(JobEvent(kind=status.value, elapsed_s=gen.total_s, message=error))  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
@@ -329,102 +363,3 @@ def _url(node: Any) -> str | None:
 def _suffix(url: str, default: str) -> str:
     tail = url.split("?")[0].rsplit("/", 1)[-1]
     return "." + tail.rsplit(".", 1)[1].lower() if "." in tail and len(tail.rsplit(".", 1)[1]) <= 4 else default
-
-
-# --- the public helpers ------------------------------------------------------------------------
-
-
-def _history(history: History | None) -> History:
-    from .history import History
-
-    return history if history is not None else History()
-
-
-def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history: History
-                      ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Turn image inputs (paths, bytes, PIL images, data URIs) into request values, then validate.
-
-    Returns the validated arguments and the history columns describing the input image.
-    """
-    from .media import normalize_image
-
-    arguments = dict(fields)
-    image_columns: dict[str, Any] = {}
-    for field in schema.fields:
-        value = arguments.get(field.name)
-        if field.kind != "image" or value is None:
-            continue
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            continue
-        image = normalize_image(value, media_dir=history.media_dir)
-        arguments[field.name] = image.value
-        image_columns.setdefault("image_sha256", image.sha256)
-        image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
-    return schema.validate(arguments), image_columns
-
-
-def submit(*, endpoint: str = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | None = None,
-           backend: str | Backend | None = None, history: History | None = None,
-           schema: EndpointSchema | None = None, sweep_id: str | None = None,
-           on_event: EventCallback | None = None, **fields: Any) -> Job:
-    """Validate, record and start a generation; returns a Job at once.
-
-    Fields are the endpoint's own (`prompt=`, `image_url=`, `duration=` ...) or `arguments={...}`.
-    Invalid arguments raise ValidationError and nothing is sent or recorded.
-    """
-    from .pricing import estimate_cost
-
-    schema = schema or load_schema(endpoint)
-    log = _history(history)
-    validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
-    chosen = resolve_backend(backend, history=log)
-    if getattr(chosen, "key_source", "") is None:
-        raise CredentialsError(
-            f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
-            "FAL_KEY_SECRET), or use backend=\"preview\" to render offline. Nothing was sent.",
-            kind="credentials", endpoint_id=schema.endpoint_id)
-    cost = 0.0 if chosen.name == "preview" else estimate_cost(schema.endpoint_id, validated)
-    history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
-                           cost_usd=cost, **image_columns)
-    job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id)
-    job.generation.cost_usd = cost
-    if on_event is not None:
-        job.on_event(on_event)
-    return job.start()
-
-
-def generate(*, timeout: float | None = None, **kwargs: Any) -> Generation:
-    """Run one generation to the end and return it (works in scripts and in running kernels)."""
-    return submit(**kwargs).result(timeout)
-
-
-async def generate_async(**kwargs: Any) -> Generation:
-    """Like `generate`, awaited from the caller's own event loop without blocking it."""
-    return await submit(**kwargs)
-
-
-def resume(history: History | None = None, *, backend: str | Backend | None = None,
-           sweep_id: str | None = None) -> list[Job]:
-    """Follow every job the history has not seen finish (e.g. after a kernel restart).
-
-    A row that was submitted is followed by its request id and finished; one that died before
-    it was sent is marked failed, since nothing reached the backend. `sweep_id` limits this to
-    one sweep's rows.
-    """
-    log = _history(history)
-    jobs = []
-    for row in log.unfinished():
-        if sweep_id is not None and row.get("sweep_id") != sweep_id:
-            continue
-        if not row.get("request_id"):
-            log.finish(row["id"], status=JobStatus.FAILED, error_type="interrupted",
-                       error_message="The process stopped before the request was sent; nothing "
-                                     "reached the backend.")
-            continue
-        chosen = resolve_backend(backend or row["backend"], history=log)
-        schema = load_schema(row["endpoint_id"])
-        job = Job(schema=schema, arguments=row["arguments"], backend=chosen, history=log,
-                  history_id=row["id"], request_id=row["request_id"])
-        job.generation.status = JobStatus(row["status"])
-        jobs.append(job.start(follow_only=True))
-    return jobs

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import BudgetError, GenerationError, SoraWidgetsError, ValidationError
 from .backends import Backend, resolve_backend
-from .jobs import Job, resume, submit
+from .generation import resume, submit
+from .jobs import Job
 from ._sweep_plan import Cell, SweepPlan, cell_key, normalize_images, plan_cells, split_axes
 from .pricing import format_usd
 from .records import JobEvent, JobStatus
@@ -39,7 +40,7 @@ __all__ = ["Cell", "Sweep", "SweepPlan", "sweep"]
 #: so this only bounds the open connections and threads on this machine.
 DEFAULT_CONCURRENCY = 32
 WAITING = "waiting"  # the status of a cell that has not been submitted yet
-_DIED_BEFORE_SUBMIT = "interrupted"  # the error_type jobs.resume gives rows that were never sent
+_DIED_BEFORE_SUBMIT = "interrupted"  # the error_type generation.resume gives rows that were never sent
 
 
 def _plans_dir(history: History) -> Path:

@@ -171,3 +171,42 @@ def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
         asyncio.run(asyncio.sleep(0.01))
     assert second.status is sw.JobStatus.PENDING and second.request_id is None
     assert first.result(timeout=120).ok and second.result(timeout=120).ok
+
+
+def test_resume_in_the_same_process_leaves_live_jobs_alone(
+        log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sora_widgets.jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "_slots", None)
+    monkeypatch.setattr(jobs_module, "MAX_CONCURRENT_JOBS", 1)
+    first = sw.submit(prompt="first", image_url=_png(), duration=8, history=log)
+    waiting = sw.submit(prompt="waiting for a place", image_url=_png((5, 5, 5)), history=log)
+    resumed = sw.resume(log)
+    assert {job.history_id for job in resumed} == {first.history_id, waiting.history_id}
+    assert all(job in (first, waiting) for job in resumed)
+    assert first.result(timeout=120).ok and waiting.result(timeout=120).ok
+    assert {row["status"] for row in log.records()} == {"completed"}
+
+
+def test_cancel_from_an_event_callback_does_not_block_the_job_loop(log: sw.History) -> None:
+    def cancel_when_running(job: sw.Job, event: sw.JobEvent) -> None:
+        if event.kind == "running":
+            job.cancel()
+
+    job = sw.submit(prompt="stop me", image_url=_png(), duration=20, history=log,
+                    on_event=cancel_when_running)
+    with pytest.raises(sw.GenerationError) as info:
+        job.result(timeout=30)
+    assert info.value.kind == "cancelled"  # result() would time out if the loop had frozen
+    assert log.get(job.history_id)["status"] == "cancelled"
+
+
+def test_a_job_of_an_endpoint_known_only_from_a_document_can_be_resumed(
+        log: sw.History) -> None:
+    row = log.start("acme/never-bundled", "preview", {"prompt": "x"})
+    log.update(row, status="queued", request_id="preview-" + "0" * 32)
+    [job] = sw.resume(log)
+    with pytest.raises(sw.GenerationError) as info:
+        job.result(timeout=30)
+    assert info.value.kind == "not_found"  # followed, and the backend's own answer is recorded
+    assert log.get(row)["status"] == "failed"

@@ -190,7 +190,7 @@ class Panel(widgets.VBox):
         """Submit the current request and return its Job at once; its card follows it.
 
         Raises ValidationError (nothing sent) when the request is invalid."""
-        from ..jobs import submit
+        from ..generation import submit
         from .card import JobCard
 
         job = submit(schema=self.schema, arguments=self.arguments, backend=self.backend,
