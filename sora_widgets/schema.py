@@ -368,14 +368,22 @@ def bundled_endpoints() -> list[str]:
                   if p.name.endswith(".json"))
 
 
-@functools.lru_cache(maxsize=None)
 def load_schema(endpoint_id: str = DEFAULT_ENDPOINT) -> EndpointSchema:
-    """The bundled schema of `endpoint_id` (or of a local OpenAPI JSON file given by path)."""
+    """The bundled schema of `endpoint_id` (or of a local OpenAPI JSON file given by path).
+
+    Bundled schemas are read once per process; a file given by path is read every time, so an
+    edited document takes effect at once.
+    """
     if endpoint_id.endswith(".json"):
         path = Path(endpoint_id)
         if not path.is_file():
             raise SchemaError(f"No schema file at {path}.")
         return EndpointSchema.from_openapi(json.loads(path.read_text(encoding="utf-8")))
+    return _load_named(endpoint_id)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_named(endpoint_id: str) -> EndpointSchema:
     resource = resources.files("sora_widgets") / "schemas" / _file_name(endpoint_id)
     if not resource.is_file():
         cached = _cache_path(endpoint_id)
@@ -423,4 +431,5 @@ def fetch_schema(endpoint_id: str, *, url: str = LIVE_SCHEMA_URL, timeout: float
     cache = _cache_path(endpoint_id)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    _load_named.cache_clear()  # a newer document replaces what this process read before
     return schema

@@ -56,7 +56,7 @@ def validate(schema: EndpointSchema, arguments: Mapping[str, Any]) -> dict[str, 
 
 def check_value(f: Field, value: Any) -> Any:
     """The normalised value of one field, or _Problem saying what is wrong and what is allowed."""
-    value = _coerce(f.type, value, f)
+    value = _coerce(f.type, value)
     if f.enum is not None and value not in f.enum:
         raise _Problem(f"must be one of {', '.join(_show(v) for v in f.enum)} (got {_show(value)})")
     if f.type in ("integer", "number"):
@@ -68,7 +68,7 @@ def check_value(f: Field, value: Any) -> Any:
     return value
 
 
-def _coerce(type_: str, value: Any, f: Field) -> Any:
+def _coerce(type_: str, value: Any) -> Any:
     if type_ == "boolean":
         if not isinstance(value, bool):
             raise _Problem(f"must be true or false (got {value!r})")
@@ -138,7 +138,7 @@ def _check_items(f: Field, value: list[Any]) -> list[Any]:
     items = []
     for i, item in enumerate(value):
         try:
-            item = _coerce(f.item_type or "any", item, f)
+            item = _coerce(f.item_type or "any", item)
         except _Problem as problem:
             raise _Problem(f"item {i} {problem}") from None
         if f.item_enum is not None and item not in f.item_enum:

@@ -158,10 +158,14 @@ def test_unknown_bundled_endpoint_suggests_the_near_one() -> None:
         sw.load_schema("fal-ai/sora-2/image-to-vid")
 
 
-def test_load_schema_reads_a_local_document(tmp_path: Path) -> None:
+def test_load_schema_reads_a_local_document_afresh_each_time(tmp_path: Path) -> None:
     path = tmp_path / "upscale.json"
     path.write_text(json.dumps(UPSCALER_DOC))
     assert sw.load_schema(str(path)).endpoint_id == "acme/upscale"
+    edited = json.loads(json.dumps(UPSCALER_DOC))
+    edited["info"]["x-fal-metadata"]["endpointId"] = "acme/upscale-v2"
+    path.write_text(json.dumps(edited))
+    assert sw.load_schema(str(path)).endpoint_id == "acme/upscale-v2"
 
 
 class _DocHandler(http.server.BaseHTTPRequestHandler):
@@ -190,7 +194,6 @@ def test_fetch_schema_reads_and_caches_the_live_document(tmp_path: Path,
     assert schema.names[0] == "image_url"
     cached = tmp_path / "schemas" / "acme__upscale.json"
     assert json.loads(cached.read_text())["info"]["title"] == "Toy Upscaler"
-    sw.load_schema.cache_clear()
     assert sw.load_schema("acme/upscale").names == schema.names
 
 

@@ -20,7 +20,7 @@ from .._errors import CredentialsError, GenerationError
 #: names of fal error types / categories that mean "blocked as intellectual property" (unverified:
 #: fal documents only content_policy_violation; Sora's `detect_and_block_ip` may use either)
 _IP_MARKERS = ("intellectual_property", "ip_blocked", "ip_violation", "copyright", "intellectual property")
-_TIMEOUT_TYPES = {"request_timeout", "startup_timeout", "generation_timeout"}
+TIMEOUT_TYPES = {"request_timeout", "startup_timeout", "generation_timeout"}
 
 MISSING_KEY = ("No fal key: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET), or pass key= to "
                "FalBackend; without a key use the offline preview backend.")
@@ -98,7 +98,7 @@ def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context)
     if status == 429:
         return _error(ctx, "rate_limited", "fal is rate limiting this key (HTTP 429) and kept doing so "
                       "through the retries; wait a little or run fewer jobs at once.", status=status)
-    if status == 504 or error_type in _TIMEOUT_TYPES:
+    if status == 504 or error_type in TIMEOUT_TYPES:
         return _error(ctx, "timeout", f"The job timed out on fal's side (HTTP {status}): {text}", status=status)
     if status == 404:
         return _error(ctx, "not_found", f"fal does not know this request (HTTP 404); it may have "

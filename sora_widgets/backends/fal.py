@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from .._errors import CredentialsError, ValidationError
+from . import key_source
 from ..records import JobEvent
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ T = TypeVar("T")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
 _PASS_THROUGH = ("http://", "https://", "data:")
 _RETRY_STATUS = {502, 503, 504}
-_TIMEOUT_TYPES = {"request_timeout", "startup_timeout"}
 
 
 class FalBackend:
@@ -97,14 +97,8 @@ class FalBackend:
 
     @property
     def key_source(self) -> str | None:
-        """Where the key comes from ("FAL_KEY", "FAL_KEY_ID and FAL_KEY_SECRET", ...), or None."""
-        if self._key is not None:
-            return "the key= argument"
-        if os.environ.get("FAL_KEY"):
-            return "FAL_KEY"
-        if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
-            return "FAL_KEY_ID and FAL_KEY_SECRET"
-        return None
+        """Where the key comes from ("FAL_KEY", "FAL_KEY_ID + FAL_KEY_SECRET", ...), or None."""
+        return "the key= argument" if self._key is not None else key_source()
 
     def describe(self) -> str:
         source = self.key_source
@@ -376,7 +370,7 @@ class FalBackend:
         """Seconds to wait before retrying after `exc`, or None when it must not be retried."""
         import httpx
 
-        from ._fal_errors import http_answer
+        from ._fal_errors import TIMEOUT_TYPES, http_answer
 
         answer = http_answer(exc)
         if answer is None:
@@ -391,7 +385,7 @@ class FalBackend:
         if not idempotent or status not in _RETRY_STATUS:
             return None
         if (headers.get("x-fal-retryable", "").lower() == "false" or "x-fal-request-timeout-type" in headers
-                or headers.get("x-fal-error-type") in _TIMEOUT_TYPES):
+                or headers.get("x-fal-error-type") in TIMEOUT_TYPES):
             return None  # fal says retrying cannot help (e.g. the job itself timed out)
         return self._backoff(attempt)
 

@@ -16,7 +16,7 @@ import traitlets
 from ..records import JobStatus
 
 if TYPE_CHECKING:
-    from ..history import History, HistoryRecord
+    from ..history import History
 
 __all__ = ["HistoryView", "record_html", "row_label"]
 
