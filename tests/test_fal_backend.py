@@ -277,7 +277,7 @@ async def test_refused_key_pair(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatc
     fakefal.accepted_keys = {"something-else"}
     fal = FalBackend()
     assert fal.describe() == "fal.ai (key from FAL_KEY_ID + FAL_KEY_SECRET)"
-    with pytest.raises(CredentialsError, match="FAL_KEY_ID and FAL_KEY_SECRET") as info:
+    with pytest.raises(CredentialsError, match=r"FAL_KEY_ID \+ FAL_KEY_SECRET") as info:
         await fal.submit(APP, ARGS)
     assert "secret-456" not in str(failure(info))
     assert fakefal.of_kind("submit")[0].headers["authorization"] == "Key id-123:secret-456"
