@@ -52,9 +52,7 @@ def failure(info: pytest.ExceptionInfo[GenerationError]) -> GenerationError:
 
 async def test_stream_follows_a_3s_job_in_at_most_5_requests(fal: FalBackend, fakefal: FakeFal) -> None:
     fakefal.configure(queue_s=0.4, run_s=2.6, logs=["Starting", "Rendering", "Encoding"])
-    started = time.monotonic()
     request_id, events, result = await run_job(fal)
-    lag = time.monotonic() - started - 3.0
     assert fakefal.count() <= 5
     # the stream said COMPLETED, so fal_client's AsyncRequestHandle.get() sends the GET alone
     assert dict(fakefal.counts) == {"submit": 1, "stream": 1, "result": 1}
@@ -65,7 +63,6 @@ async def test_stream_follows_a_3s_job_in_at_most_5_requests(fal: FalBackend, fa
     assert [line for e in events for line in e.logs] == ["Starting", "Rendering", "Encoding"]
     running = [e for e in events if e.kind == "running"]
     assert running and all(e.elapsed_s is not None for e in running)
-    assert lag < 0.5, f"completion noticed {lag:.2f}s late"
     assert result["video"]["url"] == fakefal.media_url("video.mp4")
     assert fakefal.of_kind("stream")[0].query["logs"] == ["1"]
     assert fakefal.of_kind("stream")[0].path.endswith(f"/requests/{request_id}/status/stream")

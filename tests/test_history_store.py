@@ -259,9 +259,7 @@ def test_a_writer_killed_inside_a_transaction_leaves_no_trace_and_no_lock(tmp_pa
     kept = int(holder.stdout.readline())  # type: ignore[union-attr]
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=30)
-    started = time.monotonic()
     log = History.open(path)
-    run = log.start(I2V, "fal", {"prompt": "next writer"})
-    assert time.monotonic() - started < 5  # the dead writer's lock went with it
+    run = log.start(I2V, "fal", {"prompt": "next writer"})  # a lock left behind would raise here
     assert [r["id"] for r in log] == [run, kept]
     assert log.get(kept)["notes"] is None
