@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import html
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -109,22 +111,14 @@ class Generation:
             f"prompt={short!r}, {where})"
         )
 
-    def video_src(self, base: Path | None = None) -> str | None:
-        """A `src` for an HTML video: the local copy relative to `base` when possible, else the URL."""
-        if self.video_path:
-            path = Path(self.video_path)
-            if base is not None:
-                try:
-                    return path.resolve().relative_to(base.resolve()).as_posix()
-                except ValueError:
-                    pass
-            if not path.is_absolute():
-                return path.as_posix()
-        return self.video_url or (Path(self.video_path).as_uri() if self.video_path else None)
-
     def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self, *, embed: bool = False) -> str:
+        """This run as HTML; `embed=True` puts the video's bytes in the page (e.g. for VS Code,
+        which does not serve local files), at the cost of a notebook as large as the video."""
         esc = html.escape
-        src = self.video_src(Path.cwd())
+        src = media_src(self.video_path, self.video_url, embed=embed)
         parts = [f"<div class='sora-generation'><b>{esc(self.status.value)}</b> · {esc(self.backend)}"
                  f" · <code>{esc(self.endpoint_id)}</code>"]
         if self.note:
@@ -132,6 +126,10 @@ class Generation:
         if src and self.ok:
             parts.append(f"<video src='{esc(src)}' controls loop muted playsinline "
                          "style='max-width:480px;display:block'></video>")
+            if src.startswith("../"):
+                parts.append("<small>The video is outside the notebook's folder, where Jupyter "
+                             "cannot serve it: keep SORA_WIDGETS_HOME beside the notebook, or show "
+                             "it with gen.html(embed=True).</small>")
         if self.error:
             parts.append(f"<div style='color:#b00'>{esc(self.error)}</div>")
         facts = {k: v for k, v in (("request_id", self.request_id), ("total_s", self.total_s),
@@ -141,3 +139,22 @@ class Generation:
             parts.append("<small>" + esc(", ".join(f"{k}={v}" for k, v in facts.items())) + "</small>")
         parts.append("</div>")
         return "".join(parts)
+
+
+def media_src(path: str | None, url: str | None, *, embed: bool = False,
+              content_type: str = "video/mp4") -> str | None:
+    """A browser `src` for a media file: a data URI when embedding, else the local copy relative to
+    the kernel's folder, else the remote URL, else a relative path that leaves the folder."""
+    local = Path(path) if path else None
+    if local is not None and local.is_file():
+        if embed:
+            return f"data:{content_type};base64,{base64.b64encode(local.read_bytes()).decode()}"
+        try:
+            return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            pass
+    if url and url.startswith(("http://", "https://")):
+        return url
+    if local is not None and local.is_file():
+        return Path(os.path.relpath(local.resolve(), Path.cwd().resolve())).as_posix()
+    return None

@@ -19,12 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BudgetError, GenerationError, SoraWidgetsError, ValidationError
+from ._sweep_plan import (
+    Cell,
+    SweepPlan,
+    cell_key,
+    normalize_images,
+    plan_cells,
+    split_axes,
+)
 from .backends import Backend, resolve_backend
 from .generation import resume, submit
 from .jobs import Job
-from ._sweep_plan import Cell, SweepPlan, cell_key, normalize_images, plan_cells, split_axes
 from .pricing import format_usd
-from .records import JobEvent, JobStatus
+from .records import JobEvent, JobStatus, media_src
 from .schema import DEFAULT_ENDPOINT, load_schema
 
 if TYPE_CHECKING:
@@ -45,18 +52,6 @@ _DIED_BEFORE_SUBMIT = "interrupted"  # the error_type generation.resume gives ro
 
 def _plans_dir(history: History) -> Path:
     return history.media_dir.parent / "sweeps"
-
-
-def _video_src(path: str | None, url: str | None) -> str | None:
-    """A `src` Jupyter can serve: the local copy relative to the working folder, else the URL."""
-    if path:
-        local = Path(path)
-        try:
-            return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
-        except ValueError:
-            if url is None:
-                return local.resolve().as_uri()
-    return url
 
 
 def sweep(*, endpoint: str = DEFAULT_ENDPOINT, backend: str | Backend | None = None,
@@ -416,7 +411,7 @@ class Sweep:
             cells.append({
                 "row": row_values.index(cell.values[rows]) if rows else 0,
                 "col": col_values.index(cell.values[cols]) if cols else 0,
-                "status": state["status"], "src": _video_src(state["video_path"], state["video_url"]),
+                "status": state["status"], "src": media_src(state["video_path"], state["video_url"]),
                 "label": " · ".join(bits), "history_id": state["history_id"],
                 "error": state["error"], "rating": state["rating"],
                 "video_path": state["video_path"]})

@@ -210,3 +210,16 @@ def test_a_job_of_an_endpoint_known_only_from_a_document_can_be_resumed(
         job.result(timeout=30)
     assert info.value.kind == "not_found"  # followed, and the backend's own answer is recorded
     assert log.get(row)["status"] == "failed"
+
+
+def test_a_video_outside_the_notebook_folder_says_so_and_can_be_embedded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "notebook").mkdir()
+    monkeypatch.chdir(tmp_path / "notebook")
+    gen = sw.generate(prompt="elsewhere", image_url=_png(), history=sw.History(tmp_path / "runs"),
+                      timeout=120)
+    page = gen._repr_html_()
+    assert "src='../runs/media/" in page and "outside the notebook's folder" in page
+    assert "file://" not in page
+    embedded = gen.html(embed=True)
+    assert "src='data:video/mp4;base64," in embedded and "notebook's folder" not in embedded

@@ -10,10 +10,8 @@ So a saved notebook grows by a few hundred bytes per run, not by the video.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,13 +24,13 @@ from IPython.display import HTML
 
 from .._errors import GenerationError
 from ..pricing import format_usd
-from ..records import Generation, JobEvent, JobStatus
+from ..records import Generation, JobEvent, JobStatus, media_src
 from .code import fal_client_code, sora_widgets_code
 
 if TYPE_CHECKING:
     from ..jobs import Job
 
-__all__ = ["CopyButton", "ElapsedBar", "JobCard", "media_src", "video_html"]
+__all__ = ["CopyButton", "ElapsedBar", "JobCard", "video_html"]
 
 _HERE = Path(__file__).parent
 LOG_LINES = 12
@@ -71,25 +69,6 @@ class CopyButton(anywidget.AnyWidget):
     _css = _HERE / "card.css"
     text = traitlets.Unicode("", help="What the button copies.").tag(sync=True)
     label = traitlets.Unicode("Copy", help="The button's caption.").tag(sync=True)
-
-
-def media_src(path: str | None, url: str | None, *, embed: bool = False,
-              content_type: str = "video/mp4") -> str | None:
-    """A browser `src` for a media file: a data URI when embedding, else the local copy relative to
-    the kernel's folder, else the remote URL, else a relative path that leaves the folder."""
-    local = Path(path) if path else None
-    if local is not None and local.is_file():
-        if embed:
-            return f"data:{content_type};base64,{base64.b64encode(local.read_bytes()).decode()}"
-        try:
-            return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
-        except ValueError:
-            pass
-    if url and url.startswith(("http://", "https://")):
-        return url
-    if local is not None and local.is_file():
-        return Path(os.path.relpath(local.resolve(), Path.cwd().resolve())).as_posix()
-    return None
 
 
 def video_html(record: Generation | Mapping[str, Any], *, embed: bool = False,
