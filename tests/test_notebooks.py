@@ -151,3 +151,57 @@ def test_notebook_runs_offline(notebook: Path, tmp_path: Path, kernel_name: str)
             assert out.output_type != "error"
             assert "Traceback" not in out.get("text", ""), out.get("text")
     CHECKS.get(notebook.stem, lambda *_: None)(nb, workdir)
+
+
+@pytest.fixture
+def fal_with_media(fakefal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The fake fal server answering with a real MP4 and thumbnail, and FAL_KEY set.
+
+    fal_client uploads local files to fal's CDN, which no environment variable redirects; the
+    run folder's upload cache is seeded with example.png's URL on the fake instead, so the
+    notebooks' `image_url="example.png"` is sent as that URL, as after a real earlier upload.
+    """
+    import hashlib
+
+    from sora_widgets import History
+    from sora_widgets.backends._render import render_preview
+
+    example = (NOTEBOOK_DIR / "example.png").read_bytes()
+    out = render_preview({"prompt": "fake fal", "image_url": str(NOTEBOOK_DIR / "example.png"),
+                          "duration": 4}, "fal-ai/sora-2/image-to-video", tmp_path, "fal",
+                         scale=0.25)
+    fakefal.media.update({"video.mp4": (tmp_path / "fal.mp4").read_bytes(),
+                          "thumbnail.webp": (tmp_path / "fal.jpg").read_bytes(),
+                          "spritesheet.webp": (tmp_path / "fal.jpg").read_bytes(),
+                          "example.png": example})
+    assert out["video"]["url"].endswith("fal.mp4")
+    fakefal.configure(queue_s=0.1, run_s=0.3, logs=["Starting", "Rendering"])
+    monkeypatch.setenv("FAL_KEY", "notebook-test-key-SENTINEL")
+    History().uploads[hashlib.sha256(example).hexdigest()] = fakefal.media_url("example.png")
+    return fakefal
+
+
+@pytest.mark.timeout(CELL_TIMEOUT_S * 4)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_with_a_key_against_the_fake_fal_server(
+        notebook: Path, tmp_path: Path, kernel_name: str, fal_with_media) -> None:  # type: ignore[no-untyped-def]
+    from sora_widgets import History
+
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, workdir, ignore=shutil.ignore_patterns(
+        "sora_runs", ".ipynb_checkpoints", "*.html"))
+    nb = execute(workdir / notebook.name, workdir, kernel_name)
+    page = json.dumps([cell.get("outputs", []) for cell in nb.cells])
+    assert '"output_type": "error"' not in page
+    assert "notebook-test-key-SENTINEL" not in page
+    rows = History().records()
+    assert rows and {row["status"] for row in rows} == {"completed"}
+    fal_rows = [row for row in rows if row["backend"] == "fal"]
+    assert len(fal_rows) == fal_with_media.count("submit")
+    assert bool(fal_rows) == (notebook.stem not in PREVIEW_ON_PURPOSE)
+    sent = {request.json["image_url"] for request in fal_with_media.of_kind("submit")}
+    assert sent <= {fal_with_media.media_url("example.png")}
+
+
+#: notebooks that ask for the offline preview even when a key is set (to stay free)
+PREVIEW_ON_PURPOSE = {"history_analysis"}
