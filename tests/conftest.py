@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from fakefal import FakeFal
+
+    import sora_widgets as sw
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +20,24 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SORA_WIDGETS_HOME", str(tmp_path_factory.mktemp("sora_runs")))
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> sw.History:
+    """A fresh history (and media folder) for this test only."""
+    import sora_widgets as sw
+
+    return sw.History(tmp_path / "runs" / "history.sqlite")
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """A small PNG on disk, as a user's input image."""
+    from helpers import png_bytes
+
+    path = tmp_path / "first.png"
+    path.write_bytes(png_bytes())
+    return path
 
 
 # -- the fake fal server ----------------------------------------------------------------------

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fakefal import content_policy_error
 
 import sora_widgets as sw
-from fakefal import content_policy_error
 from sora_widgets._cli_format import Progress
 from sora_widgets.cli import _follow, main
 

@@ -9,9 +9,8 @@ import time
 import fal_client
 import httpx
 import pytest
-from fal_client.client import Completed, FalClientHTTPError, InProgress, Queued
-
 from fakefal import FakeFal, Fault, content_policy_error, validation_error
+from fal_client.client import Completed, FalClientHTTPError, InProgress, Queued
 
 APP = "fal-ai/sora-2/image-to-video"
 KEY = "fake-key-id:fake-key-secret"

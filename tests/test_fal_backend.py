@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from fakefal import FakeFal, Fault, content_policy_error, validation_error
+
 from sora_widgets._errors import CredentialsError, GenerationError, ValidationError
 from sora_widgets.backends._fal_errors import Context, translate
 from sora_widgets.backends.base import Backend

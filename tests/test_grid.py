@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 import sora_widgets as sw
 from sora_widgets.backends.preview import PreviewBackend
@@ -17,18 +15,6 @@ PROMPTS = ["zoom in on the fox", "<script>alert('x')</script> & pan left"]
 MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> sw.History:
-    return sw.History(tmp_path / "runs" / "history.sqlite")
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "first.png"
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (20, 120, 200)).save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
-    return path
 
 
 @pytest.fixture

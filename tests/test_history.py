@@ -26,10 +26,6 @@ ARGS = {"prompt": "A red kite over dunes", "image_url": "https://example.com/fir
         "delete_video": False, "character_ids": ["c1", "c2"]}
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> History:
-    return History(tmp_path / "runs" / "history.sqlite")
-
 
 def columns_of(log: History) -> set[str]:
     with sqlite3.connect(log.path) as db:

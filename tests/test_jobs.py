@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import png_bytes
 from PIL import Image
 
 import sora_widgets as sw
-
-
-def _png(color: tuple[int, int, int] = (200, 80, 40), size: tuple[int, int] = (320, 180)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> sw.History:
-    return sw.History(tmp_path / "runs" / "history.sqlite")
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "first.png"
-    path.write_bytes(_png())
-    return path
 
 
 def test_first_run_without_a_key_uses_the_preview_and_makes_a_playable_video(
@@ -65,7 +47,7 @@ def test_missing_local_image_names_the_field(log: sw.History, tmp_path: Path) ->
 
 def test_submit_returns_at_once_and_events_arrive_in_order(log: sw.History) -> None:
     seen: list[str] = []
-    job = sw.submit(prompt="waves", image_url=_png(), history=log, backend="preview",
+    job = sw.submit(prompt="waves", image_url=png_bytes(), history=log, backend="preview",
                     on_event=lambda _job, event: seen.append(event.kind))
     assert job.status in (sw.JobStatus.PENDING, sw.JobStatus.QUEUED, sw.JobStatus.RUNNING)
     gen = job.result(timeout=120)
@@ -76,9 +58,9 @@ def test_submit_returns_at_once_and_events_arrive_in_order(log: sw.History) -> N
 
 def test_generate_async_works_inside_a_running_loop(log: sw.History) -> None:
     async def main() -> tuple[sw.Generation, list[str]]:
-        job = sw.submit(prompt="async", image_url=_png(), history=log)
+        job = sw.submit(prompt="async", image_url=png_bytes(), history=log)
         kinds = [event.kind async for event in job]
-        return await sw.generate_async(prompt="again", image_url=_png((1, 2, 3)), history=log), kinds
+        return await sw.generate_async(prompt="again", image_url=png_bytes((1, 2, 3)), history=log), kinds
 
     gen, kinds = asyncio.run(main())
     assert gen.ok and kinds[-1] == "completed"
@@ -86,7 +68,7 @@ def test_generate_async_works_inside_a_running_loop(log: sw.History) -> None:
 
 
 def test_cancel_ends_the_row_cancelled_and_result_raises(log: sw.History) -> None:
-    job = sw.submit(prompt="long one", image_url=_png(), duration=20, history=log)
+    job = sw.submit(prompt="long one", image_url=png_bytes(), duration=20, history=log)
     job.cancel()
     with pytest.raises(sw.GenerationError) as info:
         job.result(timeout=60)
@@ -95,7 +77,7 @@ def test_cancel_ends_the_row_cancelled_and_result_raises(log: sw.History) -> Non
 
 
 def test_result_timeout_leaves_the_job_running(log: sw.History) -> None:
-    job = sw.submit(prompt="slow", image_url=_png(), duration=8, history=log)
+    job = sw.submit(prompt="slow", image_url=png_bytes(), duration=8, history=log)
     with pytest.raises(TimeoutError, match="keeps running"):
         job.result(timeout=0.01)
     assert job.result(timeout=120).ok
@@ -165,8 +147,8 @@ def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
 
     monkeypatch.setattr(jobs_module, "_slots", None)
     monkeypatch.setattr(jobs_module, "MAX_CONCURRENT_JOBS", 1)
-    first = sw.submit(prompt="first", image_url=_png(), duration=8, history=log)
-    second = sw.submit(prompt="second", image_url=_png((9, 9, 9)), history=log)
+    first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log)
+    second = sw.submit(prompt="second", image_url=png_bytes((9, 9, 9)), history=log)
     while first.request_id is None:
         asyncio.run(asyncio.sleep(0.01))
     assert second.status is sw.JobStatus.PENDING and second.request_id is None
@@ -179,8 +161,8 @@ def test_resume_in_the_same_process_leaves_live_jobs_alone(
 
     monkeypatch.setattr(jobs_module, "_slots", None)
     monkeypatch.setattr(jobs_module, "MAX_CONCURRENT_JOBS", 1)
-    first = sw.submit(prompt="first", image_url=_png(), duration=8, history=log)
-    waiting = sw.submit(prompt="waiting for a place", image_url=_png((5, 5, 5)), history=log)
+    first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log)
+    waiting = sw.submit(prompt="waiting for a place", image_url=png_bytes((5, 5, 5)), history=log)
     resumed = sw.resume(log)
     assert {job.history_id for job in resumed} == {first.history_id, waiting.history_id}
     assert all(job in (first, waiting) for job in resumed)
@@ -193,7 +175,7 @@ def test_cancel_from_an_event_callback_does_not_block_the_job_loop(log: sw.Histo
         if event.kind == "running":
             job.cancel()
 
-    job = sw.submit(prompt="stop me", image_url=_png(), duration=20, history=log,
+    job = sw.submit(prompt="stop me", image_url=png_bytes(), duration=20, history=log,
                     on_event=cancel_when_running)
     with pytest.raises(sw.GenerationError) as info:
         job.result(timeout=30)
@@ -216,7 +198,7 @@ def test_a_video_outside_the_notebook_folder_says_so_and_can_be_embedded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "notebook").mkdir()
     monkeypatch.chdir(tmp_path / "notebook")
-    gen = sw.generate(prompt="elsewhere", image_url=_png(), history=sw.History(tmp_path / "runs"),
+    gen = sw.generate(prompt="elsewhere", image_url=png_bytes(), history=sw.History(tmp_path / "runs"),
                       timeout=120)
     page = gen._repr_html_()
     assert "src='../runs/media/" in page and "outside the notebook's folder" in page

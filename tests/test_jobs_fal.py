@@ -18,10 +18,6 @@ SECRET = "fal-test-key-SENTINEL-7f3a9c"
 ARGS = {"prompt": "a lighthouse at dusk", "image_url": "https://example.com/first.png"}
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> sw.History:
-    return sw.History(tmp_path / "runs" / "history.sqlite")
-
 
 @pytest.fixture
 def keyed(monkeypatch: pytest.MonkeyPatch) -> None:

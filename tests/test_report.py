@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import io
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from PIL import Image
 
 import sora_widgets as sw
 from sora_widgets.backends.preview import PreviewBackend
@@ -19,18 +17,6 @@ EVIL = "<script>alert('owned')</script> a fox & a hen"
 MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> sw.History:
-    return sw.History(tmp_path / "runs" / "history.sqlite")
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "first.png"
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (30, 160, 90)).save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
-    return path
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -12,19 +11,13 @@ from pathlib import Path
 
 import pytest
 from fakefal import validation_error
-from PIL import Image
+from helpers import png_bytes
 
 import sora_widgets as sw
 from sora_widgets.backends.preview import PreviewBackend
 from sora_widgets.sweeps import SweepPlan
 
 MODELS = ["sora-2", "sora-2-2025-12-08", "sora-2-2025-10-06"]
-
-
-def png_bytes(color: tuple[int, int, int] = (200, 60, 40), size: tuple[int, int] = (64, 48)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def mp4_bytes(tmp_path: Path, *, frames: int = 16, size: int = 64) -> bytes:
@@ -48,16 +41,6 @@ def mp4_bytes(tmp_path: Path, *, frames: int = 16, size: int = 64) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> sw.History:
-    return sw.History(tmp_path / "runs" / "history.sqlite")
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "first.png"
-    path.write_bytes(png_bytes())
-    return path
 
 
 @pytest.fixture
