@@ -10,6 +10,7 @@ browser is /usr/bin/chromium (`apt-get install chromium`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -249,8 +250,43 @@ def _play_video(page: Page, panel: Locator, screenshot: Path) -> dict[str, Any]:
     return state
 
 
+def _save_and_read(page: Page, lab: Lab) -> dict[str, Any]:
+    """Save the open notebook as a user does (Ctrl+S) and return the file read from disk."""
+    path = lab.root / "quickstart.ipynb"
+    before = path.stat().st_mtime_ns
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # focus, command mode
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 30
+    while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.stat().st_mtime_ns != before, "the notebook was not saved"
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+
+def _shut_down_kernels(lab: Lab) -> None:
+    """End every session (and its kernel) through Jupyter's REST API, as closing the tab does."""
+    headers = {"Authorization": f"token {lab.token}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{lab.url}/api/sessions",
+                                                       headers=headers), timeout=10) as r:
+        sessions = json.load(r)
+    for session in sessions:
+        request = urllib.request.Request(f"{lab.url}/api/sessions/{session['id']}",
+                                         headers=headers, method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+def _panel_outputs(notebook: dict[str, Any]) -> list[dict[str, Any]]:
+    cell = next(c for c in notebook["cells"]
+                if c["cell_type"] == "code" and "sw.Panel()" in "".join(c["source"]))
+    outputs: list[dict[str, Any]] = cell["outputs"]
+    return outputs
+
+
 def test_quickstart_panel_generates_a_video_that_plays(lab: Lab) -> None:
-    """No key: every cell of the quickstart runs, and the panel's preview video plays."""
+    """No key: every cell of the quickstart runs, and the panel's preview video plays. Saved,
+    the panel's cell holds a summary of that run (sent after the cell had finished); reopened
+    without the kernel, the summary shows under the widget's "model not found"."""
     with _chromium_page("quickstart") as page:
         _open_quickstart(page, lab)
         _run_menu(page, "Run All Cells")
@@ -259,10 +295,33 @@ def test_quickstart_panel_generates_a_video_that_plays(lab: Lab) -> None:
         panel, generate = _panel(page)
         _generate(page, panel, generate, "example.png")
         state = _play_video(page, panel, ARTIFACTS / "quickstart.png")
+        # the summary under the live view follows the run, hidden while the view is there
+        summary = panel.locator(".sora-panel-summary")
+        summary.filter(has_text="completed").wait_for(state="attached")
+        live_summary_visible = summary.first.is_visible()
+        saved = _panel_outputs(_save_and_read(page, lab))
+
+        _shut_down_kernels(lab)
+        reopened = page.context.new_page()
+        reopened.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
+        cell = reopened.locator(".jp-Cell").filter(has=reopened.locator(".sora-panel-summary"))
+        cell.locator(".sora-panel-summary").filter(has_text=PROMPT).wait_for()  # visible
+        # the new kernel has no model for the saved view: the renderer settles on its error
+        reopened.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+        cell.get_by_text("Loading widget...").wait_for(state="detached")
+        cell.scroll_into_view_if_needed()
+        reopened.screenshot(path=str(ARTIFACTS / "quickstart-reopened.png"))
+        reopened_text = cell.inner_text()
 
     assert state["error"] is None and state["width"] > 0
     assert abs(state["duration"] - 4) < 0.5, state  # the requested duration (the default, 4 s)
     assert (lab.root / "sora_runs" / "history.sqlite").is_file()  # runs land beside the notebook
+    assert not live_summary_visible, "the summary showed under the live panel"
+    kinds = [next(iter(o.get("data", {})), o["output_type"]) for o in saved]
+    assert kinds == ["application/vnd.jupyter.widget-view+json", "text/html"], kinds
+    html = "".join(saved[1]["data"]["text/html"])
+    assert PROMPT in html and "completed" in html and "<video src='sora_runs/media/" in html
+    assert PROMPT in reopened_text and "completed" in reopened_text, reopened_text
 
 
 @pytest.fixture
@@ -290,19 +349,25 @@ def fake_sora(fakefal: FakeFal, tmp_path: Path) -> FakeFal:
 
 def test_quickstart_panel_on_fal_plays_the_fake_servers_video(fal_lab: Lab,
                                                               fake_sora: FakeFal) -> None:
-    """A dummy key: the panel's Generate goes through the kernel's real fal_client to the fake
-    fal server, and the video it serves plays from the card's local copy.
+    """A dummy key: the whole quickstart runs through the kernel's real fal_client against the
+    fake fal server; sw.generate's video and the panel's video both play from local copies.
 
-    Only the cells up to the panel run: the next one calls sw.generate with a local image, which
-    with a key is uploaded to fal's real CDN (no environment variable redirects uploads)."""
+    sw.generate(image_url="example.png") would upload the file to fal's real CDN (no environment
+    variable redirects uploads), so the run folder's upload cache is seeded first, as a past
+    upload would have left it: the file is sent as the fake's URL."""
+    from sora_widgets.history import History
+
     image_url = fake_sora.media_url("input.png")
+    example = (fal_lab.root / "example.png").read_bytes()
+    History(fal_lab.root / "sora_runs").uploads[hashlib.sha256(example).hexdigest()] = image_url
     # Chromium does not know the fake's test CA: let it show the image field's thumbnail,
     # loaded from the fake as it would be from fal's CDN (the video must not need this, below)
     with _chromium_page("quickstart-fal", trust_any_certificate=True) as page:
         _open_quickstart(page, fal_lab)
-        page.locator(".jp-MarkdownCell", has_text="A first generation from code") \
-            .locator("h2").first.click()
-        _run_menu(page, "Run All Above Selected Cell")
+        _run_menu(page, "Run All Cells")
+        page.locator(".jp-OutputArea-output table.dataframe").first.wait_for()
+        code_gen = page.locator(".jp-CodeCell").filter(has_text="gen = sw.generate(")
+        code_state = _play_video(page, code_gen, ARTIFACTS / "quickstart-fal-generate.png")
         panel, generate = _panel(page)
         banner = panel.get_by_text("key from FAL_KEY").first
         banner_text = banner.inner_text()
@@ -319,12 +384,14 @@ def test_quickstart_panel_on_fal_plays_the_fake_servers_video(fal_lab: Lab,
     assert errors == 0, "a notebook cell raised"
     assert state["error"] is None and state["width"] > 0, state
     assert abs(state["duration"] - 4) < 0.5, state
+    assert code_state["error"] is None and abs(code_state["duration"] - 4) < 0.5, code_state
     # the card shows the copy the kernel downloaded beside the notebook, served by Jupyter
     assert state["src"].startswith(fal_lab.url) and "/sora_runs/media/" in state["src"], state
     assert re.search(r"backend\s+fal", card_text), card_text
-    submits = fake_sora.of_kind("submit")
-    assert len(submits) == 1, [r.path for r in submits]
-    assert submits[0].path == f"/{ENDPOINT}"
-    assert submits[0].headers["authorization"] == f"Key {FAKE_KEY}"
-    assert submits[0].json["prompt"] == PROMPT and submits[0].json["image_url"] == image_url
+    submits = fake_sora.of_kind("submit")  # sw.generate's, then the panel's
+    assert len(submits) == 2, [r.path for r in submits]
+    assert all(r.path == f"/{ENDPOINT}" for r in submits)
+    assert all(r.headers["authorization"] == f"Key {FAKE_KEY}" for r in submits)
+    assert all(r.json["image_url"] == image_url for r in submits)
+    assert submits[1].json["prompt"] == PROMPT
     assert FAKE_KEY not in html and FAKE_KEY.split(":")[1] not in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -246,18 +247,85 @@ def test_no_key_anywhere(tmp_path, image, monkeypatch):
 def test_saved_notebook_summary_escapes_the_latest_prompt(tmp_path, image, monkeypatch):
     monkeypatch.chdir(tmp_path)
     panel = sw.Panel(backend="preview", history=History(tmp_path))
-    assert "No runs yet" in panel._repr_mimebundle_()["text/html"]
+    assert "No runs yet" in panel.summary_html()
     panel.arguments = {"prompt": "<script>alert('x')</script> waves", "image_url": str(image)}
     panel.generate().result(timeout=60)
-    bundle = panel._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
-    page = bundle["text/html"]
+    page = panel.summary_html()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; waves" in page
     assert "<script>" not in page and "<video src='media/videos/" in page
     assert len(page) < 10_000
-    assert bundle["text/plain"].startswith("Panel(")
     reopened = sw.Panel(backend="preview", history=History(tmp_path))  # a fresh panel: from history
-    assert "&lt;script&gt;" in reopened._repr_mimebundle_()["text/html"]
+    assert "&lt;script&gt;" in reopened.summary_html()
+
+
+def test_display_shows_the_view_then_a_summary_that_follows_every_job(tmp_path, image,
+                                                                      monkeypatch):
+    """The summary is its own output under the live view: a job's start and end update it (by
+    display id, from the job loop's thread too), and the view itself is never sent again."""
+    from sora_widgets.widgets import panel as panel_module
+
+    shown: list[tuple[dict, dict]] = []
+    monkeypatch.setattr(panel_module, "display", lambda obj, **kw: shown.append((obj, kw)))
+    monkeypatch.chdir(tmp_path)
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    panel._ipython_display_()
+    view, summary = shown
+    assert set(view[0]) == {"application/vnd.jupyter.widget-view+json", "text/plain"}
+    assert view[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+    assert "No runs yet" in summary[0]["text/html"]
+    assert summary[1] == {"raw": True, "display_id": f"sora-panel-{panel.model_id}"}
+    assert f"sora-panel-{panel.model_id}" in panel._dom_classes  # what the summary's CSS keys on
+
+    panel.arguments = {"prompt": "hills at dawn", "image_url": str(image)}
+    panel.generate().result(timeout=60)
+    deadline = time.monotonic() + 10
+    while "completed" not in shown[-1][0]["text/html"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the final update comes from the job loop's thread
+    updates = shown[2:]
+    assert all(kw == {**summary[1], "update": True} for _, kw in updates)
+    assert "hills at dawn" in updates[0][0]["text/html"]  # on submit
+    assert "completed" in updates[-1][0]["text/html"] and "<video" in updates[-1][0]["text/html"]
+    assert not any("application/vnd.jupyter.widget-view+json" in obj for obj, _ in updates)
+
+
+def test_summary_updates_are_sent_as_replies_to_the_cell_that_showed_the_panel(tmp_path,
+                                                                              monkeypatch):
+    """ipykernel parents a message from another thread to the latest request; each update is
+    parented to the displaying cell's request instead (set_thread_parent), then reset."""
+    from types import SimpleNamespace
+
+    from sora_widgets.widgets import panel as panel_module
+
+    calls: list[tuple[str, object]] = []
+
+    class Publisher:
+        def __init__(self):
+            self.parent_header = {"msg_id": "cell-1", "msg_type": "execute_request"}
+
+        def set_thread_parent(self, parent):
+            calls.append(("set", parent["msg_id"]))
+            return "token"
+
+        def reset_thread_parent(self, token):
+            calls.append(("reset", token))
+
+    shell = SimpleNamespace(display_pub=Publisher())
+    monkeypatch.setattr(panel_module, "get_ipython", lambda: shell)
+    monkeypatch.setattr(panel_module, "display",
+                        lambda obj, **kw: calls.append(("display", kw.get("update", False))))
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    panel._ipython_display_()
+    shell.display_pub.parent_header = {"msg_id": "cell-9", "msg_type": "execute_request"}
+    calls.clear()
+    panel._update_summary()
+    assert calls == [("set", "cell-1"), ("display", True), ("reset", "token")]
+
+
+def test_summary_css_hides_it_only_beside_its_own_live_view(tmp_path):
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    page = panel.summary_html()
+    live, key = f"sora-panel-{panel.model_id}", f"sora-panel-summary-{panel.model_id}"
+    assert f"<div class='sora-panel-summary {key}'><style>body:has(.{live}) .{key}, " in page
 
 
 def test_import_stays_light_and_heavy_parts_load_on_first_use():

@@ -1,8 +1,11 @@
 """The Panel: controls from the schema, live validation and cost, job cards, and the history tab.
 
 `sw.Panel()` in a cell is the whole playground. It never blocks the kernel: Generate submits a
-job on the package's job loop and returns, and the job's card follows it. Saved without widget
-state, the cell still shows a static HTML summary of the latest results (`_repr_mimebundle_`).
+job on the package's job loop and returns, and the job's card follows it. Under the live view,
+a separate output shows a static HTML summary of the latest results, updated when a job starts
+or ends and hidden by its own CSS while the live view is on the page: a notebook saved and
+reopened without a kernel still shows the runs under the widget's "model not found"
+(`_ipython_display_`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import traitlets
+from IPython import get_ipython
+from IPython.display import display
 
 from .._errors import SoraWidgetsError, ValidationError
 from ..backends import Backend, key_source
@@ -80,7 +85,10 @@ class Panel(widgets.VBox):
                                 titles=("Generate", "History"))
         self.tabs.observe(self._handle_tab, "selected_index")
         super().__init__([self.banner, self.tabs])
-        for name, control in self.controls.items():
+        self.add_class("sora-panel")
+        self.add_class(self._live_class)
+        self._display_parents: list[dict[str, Any] | None] = []  # where the summary is shown
+        for control in self.controls.values():
             control.observe(self._handle_change, names=["value", "problem"])
         self._refresh()
 
@@ -93,8 +101,8 @@ class Panel(widgets.VBox):
 
     @arguments.setter
     def arguments(self, value: Mapping[str, Any]) -> None:
-        unknown = [(str(k), f"is not a field of {self.schema.endpoint_id}"
-                            f"{did_you_mean(str(k), self.schema.names)}")
+        unknown = [(str(k), (f"is not a field of {self.schema.endpoint_id}"
+                             f"{did_you_mean(str(k), self.schema.names)}"))
                    for k in value if k not in self.controls]
         if unknown:
             raise ValidationError(unknown, endpoint_id=self.schema.endpoint_id)
@@ -200,6 +208,7 @@ class Panel(widgets.VBox):
         self.jobs.append(job)
         self.cards.insert(0, card)
         self.cards_box.children = (card, *self.cards_box.children)
+        self._update_summary()
         return job
 
     def _handle_generate(self, button: widgets.Button) -> None:
@@ -209,7 +218,10 @@ class Panel(widgets.VBox):
             self.status_line.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
 
     def _handle_job_event(self, job: Job, event: Any) -> None:
-        if event.is_final and self._history_view is not None:
+        if not event.is_final:
+            return
+        self._update_summary()
+        if self._history_view is not None:
             self._history_view.refresh()
 
     def _handle_load(self, arguments: Mapping[str, Any]) -> None:
@@ -242,8 +254,18 @@ class Panel(widgets.VBox):
 
     # --- display ----------------------------------------------------------------------------
 
+    @property
+    def _live_class(self) -> str:
+        """The CSS class of this panel's live view: while it is on the page, the summary hides."""
+        return f"sora-panel-{self.model_id}"
+
     def summary_html(self) -> str:
-        """Static HTML of the latest results: what a saved notebook shows without a kernel."""
+        """Static HTML of the latest results: what a saved notebook shows without a kernel.
+
+        Its CSS hides it (and its output's row) while this panel's live view is on the page."""
+        key = f"sora-panel-summary-{self.model_id}"
+        live = f"body:has(.{self._live_class})"
+        style = f"<style>{live} .{key}, {live} .jp-OutputArea-child:has(.{key}) {{display: none}}</style>"
         head = f"<div><b>sora-widgets panel</b> · {self._banner_html()}</div>"
         if self.cards:
             body = "".join(card.static_html() for card in self.cards[:SUMMARY_RUNS])
@@ -252,13 +274,39 @@ class Panel(widgets.VBox):
 
             rows = self.history.find(endpoint_id=self.schema.endpoint_id, limit=SUMMARY_RUNS)
             body = "".join(record_html(row) for row in rows) or "<p>No runs yet.</p>"
-        return f"<div class='sora-panel-summary'>{head}{body}</div>"
+        return f"<div class='sora-panel-summary {key}'>{style}{head}{body}</div>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.summary_html()
-        bundle["text/plain"] = repr(self)
-        return bundle
+    def _summary_bundle(self) -> dict[str, str]:
+        return {"text/html": self.summary_html(), "text/plain": repr(self)}
+
+    def _ipython_display_(self) -> None:
+        """Show the live view, then the summary as its own output (display id per panel), so a
+        job's end updates the summary without re-rendering the view (and the focus in it)."""
+        display(super()._repr_mimebundle_(), raw=True)
+        display(self._summary_bundle(), raw=True, display_id=self._live_class)
+        publisher = getattr(get_ipython(), "display_pub", None)
+        parent = dict(getattr(publisher, "parent_header", None) or {}) or None
+        if parent not in self._display_parents:
+            self._display_parents.append(parent)
+
+    def _update_summary(self) -> None:
+        """Send the summary to every output showing it; safe from the job loop's thread.
+
+        A front end routes an update by the message's parent: ipykernel gives a message from
+        another thread the parent of the latest request (often another cell, or a widget's
+        click), so each update is sent as a reply to the request that displayed the panel."""
+        if not self._display_parents:
+            return
+        bundle = self._summary_bundle()
+        publisher = getattr(get_ipython(), "display_pub", None)
+        for parent in self._display_parents:
+            token = (publisher.set_thread_parent(parent)
+                     if parent is not None and hasattr(publisher, "set_thread_parent") else None)
+            try:
+                display(bundle, raw=True, display_id=self._live_class, update=True)
+            finally:
+                if token is not None:
+                    publisher.reset_thread_parent(token)
 
     def __repr__(self) -> str:
         return (f"Panel({self.schema.endpoint_id!r}, backend={self.backend_name!r}, "
