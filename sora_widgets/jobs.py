@@ -310,16 +310,21 @@ class Job:
         from .media import download
 
         gen = self.generation
+        output = gen.result or {}
         folder = self.history.media_dir / "videos"
         stem = f"{self.history_id:06d}-{gen.video_id or gen.request_id}"
-        for attribute, url, kind, suffix in (("video_path", gen.video_url, "", ".mp4"),
-                                             ("thumbnail_path", gen.thumbnail_url, ".thumb", ".jpg"),
-                                             ("spritesheet_path", gen.spritesheet_url, ".sprites", ".jpg")):
+        for attribute, key, kind, suffix in (("video_path", "video", "", ".mp4"),
+                                             ("thumbnail_path", "thumbnail", ".thumb", ".jpg"),
+                                             ("spritesheet_path", "spritesheet", ".sprites", ".jpg")):
+            entry = output.get(key) if isinstance(output.get(key), Mapping) else {}
+            url = entry.get("url")
             if not url:
                 continue
+            size = entry.get("file_size")  # fal's File gives it: a short download is an error
             try:
                 name = stem + kind + _suffix(url, suffix)
-                setattr(gen, attribute, str(download(url, folder, name=name)))
+                setattr(gen, attribute, str(download(url, folder, name=name,
+                                                     size=size if isinstance(size, int) else None)))
             except GenerationError as exc:
                 gen.logs.append(f"Could not keep a local copy of {url}: {exc}")
 

@@ -182,3 +182,17 @@ def test_a_sweep_uploads_its_image_once_and_a_restart_reuses_the_upload(
     after_restart = FalBackend(uploader=uploader, upload_cache=sw.History(log.path).uploads)
     sw.generate(prompt="again", image_url=image, backend=after_restart, history=log, timeout=60)
     assert len(uploads) == 1
+
+
+def test_a_short_download_is_not_kept_but_the_run_completes_with_its_url(
+        fakefal: FakeFal, keyed: None, log: sw.History) -> None:
+    video = fakefal.media["video.mp4"]
+    fakefal.configure(queue_s=0.1, run_s=0.2, result={
+        "video": {"url": fakefal.media_url("video.mp4"), "content_type": "video/mp4",
+                  "file_size": len(video) + 100},
+        "video_id": "vid-short"})
+    gen = sw.generate(**ARGS, history=log, timeout=60)
+    assert gen.ok and gen.video_url == fakefal.media_url("video.mp4") and gen.video_path is None
+    assert any("stopped early" in line for line in gen.logs)
+    assert not list((log.media_dir / "videos").glob("*vid-short*"))
+    assert log.get(gen.history_id)["video_path"] is None
