@@ -100,11 +100,6 @@ GRID_CELLS = [
      "               backend=PreviewBackend(media_dir=log.media_dir, queue_s=0.05, scale=0.25))"),
     "grid = run.grid(rows='duration', cols='model')",
 ]
-# grid.js gives a <video> the kernel-relative path as its src, which the page resolves against
-# /lab/tree/..., where Jupyter serves the Lab page, not the file (MEDIA_ERR_SRC_NOT_SUPPORTED).
-# Until grid.js resolves it against Jupyter's files URL, the sync test points the cells there.
-FILES_URLS = ("grid.cells = [{**c, 'src': '/files/' + c['src']} for c in grid.cells]  "
-              "# the notebook is at the server's root")
 GRID_VIDEOS = "[...document.querySelectorAll('.sora-grid video')]"
 
 
@@ -134,13 +129,13 @@ def _run_grid(page: Page, lab: Lab) -> list[dict[str, Any]]:
                          "error: v.error && v.error.code}))")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="grid.js: a kernel-relative video src resolves against "
-                                       "/lab/tree/ in JupyterLab, which is not the file")
 def test_the_comparison_grid_loads_its_videos_in_jupyterlab(tmp_path: Path) -> None:
-    """As a user writes it: run.grid() in a notebook beside its sora_runs folder."""
+    """As a user writes it: run.grid() in a notebook beside its sora_runs folder. The videos come
+    over the widget's comm as bytes played from Blob URLs; no page URL points at a file."""
     with _grid_lab(tmp_path, [*GRID_CELLS, "grid"]) as lab, _chromium_page("grid-src") as page:
         loaded = _run_grid(page, lab)
-    assert all(v["error"] is None for v in loaded), f"grid videos failed to load: {loaded}"
+    assert len(loaded) == 4, loaded
+    assert all(v["error"] is None and v["src"].startswith("blob:") for v in loaded), loaded
 
 
 def _times(page: Page) -> list[float]:
@@ -151,8 +146,7 @@ def test_the_comparison_grid_plays_and_seeks_all_cells_together(tmp_path: Path) 
     """In JupyterLab, "Play all" starts every cell of run.grid(), and seeking one video brings
     the others to that time within SYNC_S (the grid's videos have no controls of their own:
     its slider seeks them all)."""
-    with _grid_lab(tmp_path, [*GRID_CELLS, FILES_URLS, "grid"]) as lab, \
-            _chromium_page("grid") as page:
+    with _grid_lab(tmp_path, [*GRID_CELLS, "grid"]) as lab, _chromium_page("grid") as page:
         loaded = _run_grid(page, lab)
         assert all(v["error"] is None for v in loaded), f"grid videos failed to load: {loaded}"
         grid = page.locator(".sora-grid").first

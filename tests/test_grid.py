@@ -1,7 +1,9 @@
-"""The comparison grid, through its Python state: layout, live status, ratings, escaping."""
+"""The comparison grid, through its Python state and messages: layout, live status, ratings,
+escaping, and local videos sent to the page as message bytes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,6 @@ PROMPTS = ["zoom in on the fox", "<script>alert('x')</script> & pan left"]
 MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]
 
 
-
-
 @pytest.fixture
 def finished(log: sw.History, image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> sw.Sweep:
     monkeypatch.chdir(tmp_path)  # the notebook's folder: videos are served relative to it
@@ -25,9 +25,16 @@ def finished(log: sw.History, image: Path, monkeypatch: pytest.MonkeyPatch, tmp_
                     backend=backend, history=log, wait=True)
 
 
-def rate(grid: CompareGrid, content: Any) -> None:
-    """Deliver a custom message as anywidget does: (widget, content, buffers)."""
-    grid._handle_msg(grid, content, [])
+def deliver(grid: CompareGrid, content: Any) -> None:
+    """Deliver a custom message from the page as the kernel's comm does, through ipywidgets."""
+    grid._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+
+def replies(grid: CompareGrid, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, list[bytes]]]:
+    """The custom messages the grid sends to the page, as (content, buffers)."""
+    sent: list[tuple[Any, list[bytes]]] = []
+    monkeypatch.setattr(grid, "send", lambda content, buffers=None: sent.append((content, buffers or [])))
+    return sent
 
 
 def test_a_finished_sweep_fills_the_grid_by_two_axes(finished: sw.Sweep) -> None:
@@ -39,7 +46,7 @@ def test_a_finished_sweep_fills_the_grid_by_two_axes(finished: sw.Sweep) -> None
     for cell in grid.cells:
         assert cell["status"] == "completed" and cell["error"] is None
         assert cell["label"] in ("duration=4", "duration=8")
-        assert not Path(cell["src"]).is_absolute() and Path(cell["src"]).is_file()
+        assert cell["local"] is True and cell["src"] is None  # the page asks the kernel for it
     assert set(grid.keys) >= {"cells", "rows", "cols", "row_axis", "col_axis", "_esm", "_css"}
 
 
@@ -54,11 +61,11 @@ def test_axes_can_be_chosen_and_unknown_axes_are_named(finished: sw.Sweep) -> No
 def test_a_rating_from_the_page_is_stored_in_the_history(finished: sw.Sweep, log: sw.History) -> None:
     grid = finished.grid()
     target = grid.cells[3]["history_id"]
-    rate(grid, {"type": "rate", "history_id": target, "rating": 4})
+    deliver(grid, {"type": "rate", "history_id": target, "rating": 4})
     assert log.get(target)["rating"] == 4
     assert next(c for c in grid.cells if c["history_id"] == target)["rating"] == 4
     assert grid.notice == ""
-    rate(grid, {"type": "rate", "history_id": target, "rating": None})
+    deliver(grid, {"type": "rate", "history_id": target, "rating": None})
     assert log.get(target)["rating"] is None
 
 
@@ -71,7 +78,7 @@ def test_a_rating_from_the_page_is_stored_in_the_history(finished: sw.Sweep, log
 def test_a_bad_rating_message_is_refused_without_writing(
         finished: sw.Sweep, log: sw.History, content: dict[str, Any], problem: str) -> None:
     grid = finished.grid()
-    rate(grid, content)
+    deliver(grid, content)
     assert problem in grid.notice
     assert all(r["rating"] is None for r in log.records())
 
@@ -79,8 +86,8 @@ def test_a_bad_rating_message_is_refused_without_writing(
 def test_other_messages_are_ignored(finished: sw.Sweep) -> None:
     grid = finished.grid()
     before = list(grid.cells)
-    rate(grid, {"type": "play"})
-    rate(grid, "rate")
+    deliver(grid, {"type": "play"})
+    deliver(grid, "rate")
     assert grid.cells == before and grid.notice == ""
 
 
@@ -92,8 +99,11 @@ def test_text_reaches_the_page_as_data_and_the_page_never_parses_it(finished: sw
 
 
 @pytest.mark.parametrize("src, expected", [
-    ("sora_runs/media/videos/1.mp4", "sora_runs/media/videos/1.mp4"),
+    ("sora_runs/media/videos/1.mp4", None),  # the page would resolve it against its own URL
+    ("/files/sora_runs/media/videos/1.mp4", None),
     ("https://v3.fal.media/files/x.mp4", "https://v3.fal.media/files/x.mp4"),
+    ("data:video/mp4;base64,AAAA", "data:video/mp4;base64,AAAA"),
+    ("blob:http://127.0.0.1/x", None),
     ("javascript:alert(1)", None),
     (" JavaScript:alert(1)", None),
     ("file:///etc/passwd", None),
@@ -107,12 +117,12 @@ class _Source:
     """A tiny stand-in for a sweep whose one job moves from queued to failed."""
 
     def __init__(self) -> None:
-        self.status, self.error = "queued", None
+        self.status, self.error, self.src = "queued", None, None
         self.listeners: list[Any] = []
         self.rated: list[tuple[int, int | None]] = []
 
     def grid_cells(self, rows: str | None, cols: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-        return [""], ["m"], [{"row": 0, "col": 0, "status": self.status, "src": None, "label": "",
+        return [""], ["m"], [{"row": 0, "col": 0, "status": self.status, "src": self.src, "label": "",
                               "history_id": 7, "error": self.error, "rating": None}]
 
     def rate(self, history_id: int, rating: int | None) -> None:
@@ -130,7 +140,7 @@ def test_cells_follow_job_events() -> None:
     for callback in source.listeners:
         callback()
     assert grid.cells[0]["status"] == "failed" and grid.cells[0]["error"] == "Prompt refused <b>"
-    rate(grid, {"type": "rate", "history_id": 7, "rating": 2})
+    deliver(grid, {"type": "rate", "history_id": 7, "rating": 2})
     assert source.rated == [(7, 2)]
 
 
@@ -143,4 +153,58 @@ def test_a_grid_made_while_the_sweep_runs_ends_with_every_video(
     assert {c["status"] for c in grid.cells} <= {"waiting", "pending", "queued", "running", "completed"}
     run.wait(timeout=60)
     assert [c["status"] for c in grid.cells] == ["completed", "completed"]
-    assert all(c["src"] for c in grid.cells)
+    assert all(c["local"] for c in grid.cells)
+
+
+def test_the_page_asks_for_a_cells_video_and_gets_its_bytes(
+        finished: sw.Sweep, log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = finished.grid()
+    sent = replies(grid, monkeypatch)
+    target = grid.cells[5]["history_id"]
+    deliver(grid, {"type": "video", "history_id": target})
+    assert sent == [({"type": "video", "history_id": target, "mime": "video/mp4"},
+                     [Path(log.get(target)["video_path"]).read_bytes()])]
+    assert sent[0][1][0][4:8] == b"ftyp" and grid.notice == ""
+
+
+def test_no_video_bytes_are_in_the_synced_state(finished: sw.Sweep) -> None:
+    """The notebook saves the widget's state: it holds no video and no path on the kernel's disk."""
+    grid = finished.grid()
+    state = json.dumps(grid.get_state(), default=str)
+    assert len(state) < 20_000
+    assert "sora_runs" not in state and "video_path" not in state and "base64" not in state
+
+
+@pytest.mark.parametrize("content, problem", [
+    ({"type": "video", "history_id": 999}, "999 is not a video of this grid"),
+    ({"type": "video", "history_id": "1"}, "'1' is not a history id"),
+    ({"type": "video", "history_id": True}, "True is not a history id"),
+    ({"type": "video"}, "None is not a history id"),
+])
+def test_a_bad_video_request_sets_the_notice_and_sends_nothing(
+        finished: sw.Sweep, monkeypatch: pytest.MonkeyPatch, content: dict[str, Any], problem: str) -> None:
+    grid = finished.grid()
+    sent = replies(grid, monkeypatch)
+    deliver(grid, content)
+    assert problem in grid.notice and sent == []
+
+
+def test_a_video_gone_from_disk_sets_the_notice(
+        finished: sw.Sweep, log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = finished.grid()
+    sent = replies(grid, monkeypatch)
+    target = grid.cells[0]["history_id"]
+    path = Path(log.get(target)["video_path"])
+    path.unlink()
+    deliver(grid, {"type": "video", "history_id": target})
+    assert f"{path.name} could not be read" in grid.notice and sent == []
+
+
+def test_a_cell_without_a_local_file_keeps_its_remote_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = _Source()
+    source.status, source.src = "completed", "https://v3.fal.media/files/x.mp4"
+    grid = CompareGrid(source, cols="model")
+    sent = replies(grid, monkeypatch)
+    assert (grid.cells[0]["src"], grid.cells[0]["local"]) == (source.src, False)
+    deliver(grid, {"type": "video", "history_id": 7})
+    assert "7 is not a video of this grid" in grid.notice and sent == []

@@ -1,5 +1,8 @@
 // CompareGrid front end: a table of videos played in lockstep, a full-size view, star ratings.
 // Every piece of text from Python is set with textContent, never parsed as HTML.
+// A `local` cell's video is asked of the kernel ({type: "video", history_id}) and arrives as the
+// answer's one buffer, played from a Blob URL: a path would resolve against the page, not the
+// kernel's folder (JupyterLab's /lab/tree/..., VS Code serves no files). Remote URLs play as given.
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 const DRIFT_S = 0.15; // videos further than this from the leader are pulled back into step
@@ -12,8 +15,7 @@ function h(tag, className, text) {
 }
 
 function safeSrc(src) {
-  if (!src) return null;
-  return /^\s*(javascript|vbscript|file):/i.test(src) ? null : src;
+  return src && /^\s*(https?:|data:video\/)/i.test(src) ? src.trim() : null;
 }
 
 function fmt(t) {
@@ -38,7 +40,8 @@ function stars(cell, onRate) {
 
 function render({ model, el }) {
   el.classList.add("sora-grid");
-  const videos = new Map(); // `${history_id}|${src}` -> <video>, kept across re-renders
+  const videos = new Map(); // videoKey(cell) -> <video>, kept across re-renders
+  const blobs = new Map(); // videoKey of a local cell -> Blob URL of the bytes the kernel sent
   let playing = false;
   let seeking = false;
 
@@ -111,15 +114,42 @@ function render({ model, el }) {
     }
   }
 
-  function videoFor(cell, src) {
-    const key = `${cell.history_id}|${src}`;
+  function videoKey(cell) {
+    if (cell.status !== "completed") return null;
+    if (cell.local) return `${cell.history_id}|local`;
+    const src = safeSrc(cell.src);
+    return src ? `${cell.history_id}|${src}` : null;
+  }
+
+  function onMessage(msg, buffers) {
+    if (!msg || msg.type !== "video" || !buffers || !buffers.length) return;
+    const key = `${msg.history_id}|local`;
+    const v = videos.get(key);
+    if (!v || blobs.has(key)) return; // not shown here, or already answered (another view asked)
+    const url = URL.createObjectURL(new Blob([buffers[0]], { type: msg.mime || "video/mp4" }));
+    blobs.set(key, url);
+    v.src = url;
+  }
+
+  function forget(key) {
+    videos.get(key).pause();
+    videos.delete(key);
+    if (blobs.has(key)) URL.revokeObjectURL(blobs.get(key));
+    blobs.delete(key);
+  }
+
+  function videoFor(cell, key) {
     let v = videos.get(key);
     if (!v) {
       v = h("video", "sora-grid-video");
       v.muted = true;
       v.playsInline = true;
       v.preload = "auto";
-      v.src = src;
+      if (cell.local) {
+        model.send({ type: "video", history_id: cell.history_id });
+      } else {
+        v.src = safeSrc(cell.src);
+      }
       v.addEventListener("loadedmetadata", () => {
         const lead = leader();
         slider.max = String(lead && isFinite(lead.duration) ? lead.duration : 0);
@@ -164,14 +194,14 @@ function render({ model, el }) {
 
   function item(cell) {
     const box = h("div", `sora-grid-item status-${cell.status}`);
-    const src = cell.status === "completed" ? safeSrc(cell.src) : null;
-    if (src) {
-      const v = videoFor(cell, src);
+    const key = videoKey(cell);
+    if (key) {
+      const v = videoFor(cell, key);
       v.title = "Click to open full size";
-      v.onclick = () => open(cell, src);
+      v.onclick = () => v.src && open(cell, v.src);
       box.append(v);
     } else {
-      const what = cell.status === "completed" ? "video outside the notebook's folder" : cell.status;
+      const what = cell.status === "completed" ? "video unavailable" : cell.status;
       const badge = h("div", "sora-grid-status", what);
       if (!FINAL.has(cell.status)) badge.classList.add("busy");
       box.append(badge);
@@ -208,6 +238,8 @@ function render({ model, el }) {
       body.push(tr);
     });
     table.replaceChildren(...body);
+    const shownKeys = new Set(cells.map(videoKey));
+    for (const key of [...videos.keys()]) if (!shownKeys.has(key)) forget(key);
     notice.textContent = model.get("notice");
     const openStars = overlay.querySelector(".sora-grid-stars");
     const shown = openStars && cells.find((c) => String(c.history_id) === openStars.dataset.historyId);
@@ -229,11 +261,13 @@ function render({ model, el }) {
     seeking = false;
   });
 
+  model.on("msg:custom", onMessage);
   draw();
   for (const name of ["cells", "rows", "cols", "notice"]) model.on(`change:${name}`, draw);
   return () => {
     for (const name of ["cells", "rows", "cols", "notice"]) model.off(`change:${name}`, draw);
-    for (const v of videos.values()) v.pause();
+    model.off("msg:custom", onMessage);
+    for (const key of [...videos.keys()]) forget(key);
   };
 }
 

@@ -3,10 +3,15 @@
 The browser side (grid.js) plays, pauses and seeks every cell together, opens a cell full size
 and sends `rate` messages; this side keeps the `cells` trait in step with the sweep's jobs and
 stores ratings in the history. All text is sent as plain data and shown with `textContent`.
+
+Local videos reach the page as bytes over the widget's comm (grid.js asks with a `video` message
+and plays the answer from a Blob URL): a path in a widget view would be resolved against the page
+(/lab/tree/... in JupyterLab) and VS Code serves no files at all. Only remote URLs are synced.
 """
 
 from __future__ import annotations
 
+import mimetypes
 import threading
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict
@@ -14,10 +19,10 @@ from typing import Any, Literal, Protocol, TypedDict
 import anywidget
 import traitlets
 
-__all__ = ["CellState", "CompareGrid", "GridSource", "RateMessage"]
+__all__ = ["CellState", "CompareGrid", "GridSource", "RateMessage", "VideoRequest"]
 
 _HERE = Path(__file__).parent
-_SAFE_SCHEMES = ("http://", "https://", "data:video/", "blob:")
+_SAFE_SCHEMES = ("http://", "https://", "data:video/")
 
 
 class CellState(TypedDict):
@@ -26,7 +31,8 @@ class CellState(TypedDict):
     row: int
     col: int
     status: str
-    src: str | None
+    src: str | None  # a remote video URL, or None
+    local: bool  # the kernel holds the video: grid.js asks for its bytes with a VideoRequest
     label: str
     history_id: int | None
     error: str | None
@@ -41,6 +47,14 @@ class RateMessage(TypedDict):
     rating: int | None
 
 
+class VideoRequest(TypedDict):
+    """Sent by grid.js for the bytes of a `local` cell's video; answered with the same fields,
+    the file's `mime` type and its bytes as the one buffer (a failure sets `notice` instead)."""
+
+    type: Literal["video"]
+    history_id: int
+
+
 class GridSource(Protocol):
     """What the grid needs from a sweep: its cells by two axes, ratings, change notices."""
 
@@ -53,15 +67,23 @@ class GridSource(Protocol):
 
 
 def safe_src(src: str | None) -> str | None:
-    """`src` if a video element may load it (http(s), data:video, blob or a relative path)."""
-    if not src:
-        return None
-    text = src.strip()
-    if text.lower().startswith(_SAFE_SCHEMES):
-        return text
-    if ":" in text.split("/", 1)[0]:  # any other scheme (javascript:, file:, ...) is refused
-        return None
-    return text
+    """`src` if a widget's video element may load it anywhere: an http(s) or data:video URL.
+
+    Paths are refused too: the page resolves them against its own address, not the kernel's folder.
+    """
+    text = (src or "").strip()
+    return text if text.lower().startswith(_SAFE_SCHEMES) else None
+
+
+def _is_id(value: Any) -> bool:
+    """Whether a value from the page is a history id (an int; JSON true would pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _local_file(cell: dict[str, Any]) -> Path | None:
+    """The cell's video file on the kernel's disk, if it has one (by `video_path`)."""
+    path = cell.get("video_path")
+    return Path(path) if path and Path(path).is_file() else None
 
 
 class CompareGrid(anywidget.AnyWidget):
@@ -82,30 +104,63 @@ class CompareGrid(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._source = source
         self._lock = threading.Lock()
+        self._files: dict[int, Path] = {}  # history id -> local video; kept out of synced state
         self.row_axis, self.col_axis = rows or "", cols or ""
         self.refresh()
         source.on_change(self.refresh)
-        self.on_msg(self._handle_msg)
+        self.on_msg(self._on_custom_msg)
 
     def refresh(self) -> None:
         """Rebuild `cells` from the source (called on every job event, from any thread)."""
         rows, cols, cells = self._source.grid_cells(self.row_axis or None, self.col_axis or None)
+        files = {c["history_id"]: path for c in cells
+                 if c["history_id"] is not None and (path := _local_file(c)) is not None}
         states = [CellState(row=c["row"], col=c["col"], status=str(c["status"]),
-                            src=safe_src(c["src"]), label=str(c["label"]),
+                            src=None if c["history_id"] in files else safe_src(c["src"]),
+                            local=c["history_id"] in files, label=str(c["label"]),
                             history_id=c["history_id"], error=c["error"], rating=c["rating"])
                   for c in cells]
         with self._lock:
+            self._files = files
             self.rows, self.cols = rows, cols
             if states != self.cells:
                 self.cells = states
 
-    def _handle_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         """Handle a custom message from grid.js; a bad one sets `notice` instead of raising."""
-        if not isinstance(content, dict) or content.get("type") != "rate":
+        if not isinstance(content, dict):
             return
+        if content.get("type") == "rate":
+            self._rate(content)
+        elif content.get("type") == "video":
+            self._send_video(content)
+
+    def _send_video(self, content: dict[str, Any]) -> None:
+        """Answer a VideoRequest with the file's bytes as a message buffer (never synced state)."""
+        history_id = content.get("history_id")
+        if not _is_id(history_id):
+            self.notice = f"Cannot show video: {history_id!r} is not a history id."
+            return
+        with self._lock:
+            path = self._files.get(history_id)
+        if path is None:
+            problem = f"{history_id} is not a video of this grid on the kernel's disk"
+        else:
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                problem = f"{path.name} could not be read ({error.strerror or error})"
+            else:
+                mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
+                self.send({"type": "video", "history_id": history_id, "mime": mime}, buffers=[data])
+                return
+        self.notice = f"Cannot show video: {problem}."
+
+    def _rate(self, content: dict[str, Any]) -> None:
+        """Store a RateMessage's rating through the source, after checking it."""
         history_id, rating = content.get("history_id"), content.get("rating")
         known = {c["history_id"] for c in self.cells if c["history_id"] is not None}
-        if not isinstance(history_id, int) or history_id not in known:
+        if not _is_id(history_id) or history_id not in known:
             self.notice = f"Cannot rate: {history_id!r} is not a video of this grid."
             return
         if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)
