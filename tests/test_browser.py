@@ -61,17 +61,11 @@ LAB_SETTINGS = {
 
 
 def _require_chromium() -> None:
-    """In CI a missing browser is a failure, never a skip; locally it may be skipped."""
-    problem = None
+    """A missing browser is a failure, never a skip: `./scripts/test` installs Debian's chromium."""
     if not CHROMIUM.is_file():
-        problem = f"{CHROMIUM} is missing: apt-get install chromium"
-    elif importlib.util.find_spec("playwright") is None:
-        problem = "the playwright Python package is missing: pip install -e '.[test]'"
-    if problem is None:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"The browser test cannot run in CI: {problem}.")
-    pytest.skip(problem)
+        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/test, or apt-get install chromium.")
+    if importlib.util.find_spec("playwright") is None:
+        pytest.fail("The playwright Python package is missing: pip install -e '.[test]'.")
 
 
 def _free_port() -> int:
