@@ -29,7 +29,7 @@ from ._sweep_plan import (
 )
 from .backends import Backend, resolve_backend
 from .generation import resume, submit
-from .jobs import Job
+from .jobs import MAX_CONCURRENT_JOBS, Job
 from .pricing import format_usd
 from .records import JobEvent, JobStatus, media_src
 from .schema import DEFAULT_ENDPOINT, load_schema
@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Cell", "Sweep", "SweepPlan", "sweep"]
 
-#: jobs a sweep keeps in flight at once. fal queues what is over a key's own limit on its side,
-#: so this only bounds the open connections and threads on this machine.
-DEFAULT_CONCURRENCY = 32
 WAITING = "waiting"  # the status of a cell that has not been submitted yet
 _DIED_BEFORE_SUBMIT = "interrupted"  # the error_type generation.resume gives rows that were never sent
 
@@ -56,7 +53,7 @@ def _plans_dir(history: History) -> Path:
 
 def sweep(*, endpoint: str = DEFAULT_ENDPOINT, backend: str | Backend | None = None,
           history: History | None = None, budget_usd: float | None = None, repeat: int = 1,
-          max_concurrent: int = DEFAULT_CONCURRENCY, wait: bool = False,
+          max_concurrent: int = MAX_CONCURRENT_JOBS, wait: bool = False,
           confirm: Callable[[SweepPlan], bool] | None = None, **fields: Any) -> Sweep:
     """Run every combination of the fields given as lists (`repeat` samples each), concurrently.
 
@@ -102,7 +99,7 @@ class Sweep:
     """A running (or finished, or reopened) sweep: its jobs, their rows, tables, grid and reports."""
 
     def __init__(self, plan: SweepPlan, *, history: History, backend: str | Backend | None = None,
-                 max_concurrent: int = DEFAULT_CONCURRENCY) -> None:
+                 max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
         """Made by `sweep()` or `Sweep.open()`; nothing is sent until `start()`."""
         self.plan = plan
         self.history = history
@@ -132,7 +129,7 @@ class Sweep:
 
     @classmethod
     def open(cls, sweep_id: str, history: History | None = None, *,
-             backend: str | Backend | None = None, max_concurrent: int = DEFAULT_CONCURRENCY) -> Sweep:
+             backend: str | Backend | None = None, max_concurrent: int = MAX_CONCURRENT_JOBS) -> Sweep:
         """Reopen a saved sweep (e.g. after a kernel restart) and finish only what did not finish.
 
         Submitted jobs still under way are followed by request id; cells that never got a row, or

@@ -141,12 +141,17 @@ def test_no_key_photo_becomes_a_4_s_16_9_mp4_whose_first_frame_is_the_photo(
     assert measured["psnr_db"] > 20 and measured["ssim"] > 0.6
 
 
-def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
-        log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def one_job_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allow a single job in flight (fresh slots on the job loop, restored afterwards)."""
     import sora_widgets.jobs as jobs_module
 
     monkeypatch.setattr(jobs_module, "_slots", None)
     monkeypatch.setattr(jobs_module, "MAX_CONCURRENT_JOBS", 1)
+
+
+def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
+        log: sw.History, one_job_at_a_time: None) -> None:
     first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log)
     second = sw.submit(prompt="second", image_url=png_bytes((9, 9, 9)), history=log)
     while first.request_id is None:
@@ -156,11 +161,7 @@ def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
 
 
 def test_resume_in_the_same_process_leaves_live_jobs_alone(
-        log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sora_widgets.jobs as jobs_module
-
-    monkeypatch.setattr(jobs_module, "_slots", None)
-    monkeypatch.setattr(jobs_module, "MAX_CONCURRENT_JOBS", 1)
+        log: sw.History, one_job_at_a_time: None) -> None:
     first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log)
     waiting = sw.submit(prompt="waiting for a place", image_url=png_bytes((5, 5, 5)), history=log)
     resumed = sw.resume(log)
