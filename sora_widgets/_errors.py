@@ -4,6 +4,7 @@
     ├── ValidationError (also ValueError)   bad arguments, caught before anything is sent
     ├── SchemaError                          a schema that cannot be read or found
     │   └── OfflineError                     a live document needed but the network is unreachable
+    ├── PlatformError                        fal's Platform API (models, prices) answered an error
     ├── BudgetError (also ValueError)        a sweep whose estimate exceeds its budget
     ├── GenerationError                      a job that failed, was cancelled or could not be followed
     │   └── CredentialsError                 fal refused or is missing the key (never shows the key)
@@ -51,6 +52,14 @@ class OfflineError(SchemaError):
     """A live document or service was needed but could not be reached."""
 
 
+class PlatformError(SoraWidgetsError):
+    """fal's Platform API (model search, prices, estimates) answered with an error."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
 class BudgetError(SoraWidgetsError, ValueError):
     """A sweep or request whose estimated cost exceeds the budget it was given."""
 
@@ -64,7 +73,8 @@ class GenerationError(SoraWidgetsError):
     """A generation that did not produce a video: failed, cancelled, refused or lost.
 
     `kind` names the cause in one word (e.g. "validation", "content_policy", "credentials",
-    "rate_limited", "timeout", "cancelled", "server", "network"), `generation` is the
+    "rate_limited", "timeout", "cancelled", "server", "network", "endpoint_unavailable": fal
+    has no such endpoint any more), `generation` is the
     Generation record when there is one, `history_id` its row in the history.
     """
 

@@ -49,6 +49,7 @@ class HistoryRecord(TypedDict):
     tags: list[str]
     sora_widgets_version: str | None
     fal_client_version: str | None
+    media: list[dict[str, Any]]
 
 
 def decode(row: sqlite3.Row) -> HistoryRecord:
@@ -60,6 +61,8 @@ def decode(row: sqlite3.Row) -> HistoryRecord:
             record["arguments"] = json.loads(value)
         elif name == "result_json":
             record["result"] = None if value is None else json.loads(value)
+        elif name == "media_json":
+            record["media"] = json.loads(value)
         elif name in ("logs", "tags"):
             record[name] = json.loads(value)
         elif name == "status":

@@ -44,7 +44,7 @@ COLUMNS: dict[str, str] = {
     "queued_s": "real", "running_s": "real", "total_s": "real", "cost_usd": "real",
     "error_type": "text", "error_message": "text", "logs": "list", "sweep_id": "text",
     "rating": "rating", "notes": "text", "tags": "list",
-    "sora_widgets_version": "text", "fal_client_version": "text",
+    "sora_widgets_version": "text", "fal_client_version": "text", "media_json": "items",
 }
 TIME_COLUMNS = tuple(name for name, kind in COLUMNS.items() if kind == "time")
 
@@ -72,6 +72,9 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("create_uploads", (
         "CREATE TABLE uploads (sha256 TEXT PRIMARY KEY, url TEXT NOT NULL,"
         " uploaded_at TEXT NOT NULL)",
+    )),
+    ("add_media", (  # every video and image an endpoint returned, whatever its output calls them
+        "ALTER TABLE runs ADD COLUMN media_json TEXT NOT NULL DEFAULT '[]'",
     )),
 )
 LATEST_VERSION = len(MIGRATIONS)
@@ -205,7 +208,7 @@ def encode(name: str, value: Any, secrets: list[str]) -> Any:
     """A value for column `name` as stored, with secrets scrubbed; TypeError for the wrong kind."""
     kind = COLUMNS[name]
     if value is None:
-        if kind == "list":
+        if kind in ("list", "items"):
             return "[]"
         return None
     if kind == "status":
@@ -224,6 +227,10 @@ def encode(name: str, value: Any, secrets: list[str]) -> Any:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise TypeError(f"{name} must be a list of strings, not {type(value).__name__}")
         return dumps([scrub(str(item), secrets) for item in value])
+    if kind == "items":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list of dicts, not {type(value).__name__}")
+        return dumps(scrub(list(value), secrets))
     if kind == "json":
         if not isinstance(value, dict):
             raise TypeError(f"{name} must be a dict, not {type(value).__name__}")

@@ -7,13 +7,14 @@ before anything is sent, and hands the job to the package's job loop (`jobs.py`)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CredentialsError, SchemaError
+from ._errors import CredentialsError, SchemaError, ValidationError
 from .backends import Backend, resolve_backend
 from .jobs import EventCallback, Job, live_job
 from .records import Generation, JobStatus
-from .schema import DEFAULT_ENDPOINT, EndpointSchema, load_schema
+from .schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
 
 if TYPE_CHECKING:
     from .history import History
@@ -29,39 +30,53 @@ def _history(history: History | None) -> History:
 
 def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history: History
                       ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Turn image inputs (paths, bytes, PIL images, data URIs) into request values, then validate.
+    """Turn image inputs (paths, bytes, PIL images, data URIs) into request values, check local
+    media against the endpoint's `x-fal` limits, then validate; nothing is sent before this.
 
     Returns the validated arguments and the history columns describing the input image.
     """
-    from .media import normalize_image
+    from pathlib import Path
+
+    from .media import limit_problems, normalize_image
 
     arguments = dict(fields)
     image_columns: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
     for field in schema.fields:
         value = arguments.get(field.name)
-        if field.kind != "image" or value is None:
+        if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):
             continue
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            continue
-        image = normalize_image(value, media_dir=history.media_dir)
-        arguments[field.name] = image.value
-        image_columns.setdefault("image_sha256", image.sha256)
-        image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
+        local: Path | None = None
+        if field.kind == "image":
+            image = normalize_image(value, media_dir=history.media_dir, field=field.name)
+            arguments[field.name] = image.value
+            local = image.local_path
+            image_columns.setdefault("image_sha256", image.sha256)
+            image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
+        elif field.ui_field in ("video", "audio", "file") and isinstance(value, (str, PathLike)):
+            local = Path(value).expanduser() if Path(value).expanduser().is_file() else None
+        if local is not None and field.limits:
+            kind = "video" if field.ui_field == "video" else "image"
+            problems += [(field.name, f"the file {local.name} {problem}")
+                         for problem in limit_problems(field.limits, local, kind=kind)]
+    if problems:
+        raise ValidationError(problems, endpoint_id=schema.endpoint_id)
     return schema.validate(arguments), image_columns
 
 
-def submit(*, endpoint: str = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | None = None,
+def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | None = None,
            backend: str | Backend | None = None, history: History | None = None,
            schema: EndpointSchema | None = None, sweep_id: str | None = None,
            on_event: EventCallback | None = None, **fields: Any) -> Job:
     """Validate, record and start a generation; returns a Job at once.
 
-    Fields are the endpoint's own (`prompt=`, `image_url=`, `duration=` ...) or `arguments={...}`.
+    `endpoint` is an endpoint id, a path to its OpenAPI document or an EndpointSchema. Fields are
+    the endpoint's own (`prompt=`, `image_url=`, `duration=` ...) or `arguments={...}`.
     Invalid arguments raise ValidationError and nothing is sent or recorded.
     """
     from .pricing import estimate_cost
 
-    schema = schema or load_schema(endpoint)
+    schema = schema or schema_for(endpoint)
     log = _history(history)
     validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
     chosen = resolve_backend(backend, history=log)
@@ -70,7 +85,7 @@ def submit(*, endpoint: str = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | N
             f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
             "FAL_KEY_SECRET), or use backend=\"preview\" to render offline. Nothing was sent.",
             kind="credentials", endpoint_id=schema.endpoint_id)
-    cost = 0.0 if chosen.name == "preview" else estimate_cost(schema.endpoint_id, validated)
+    cost = 0.0 if chosen.name == "preview" else estimate_cost(schema, validated)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
                            cost_usd=cost, **image_columns)
     job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id)

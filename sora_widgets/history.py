@@ -37,7 +37,7 @@ _UNSET: Any = object()  # "not given", where None means "clear it"
 _FILTERED_COLUMNS = {"status": "status", "endpoint_id": "endpoint_id", "backend": "backend",
                      "sweep_id": "sweep_id", "model": schema.ARG_PREFIX + "model"}
 _RECORD_SQL = ", ".join(schema.COLUMNS)
-_UPDATE_ALIASES = {"arguments": "arguments_json", "result": "result_json"}
+_UPDATE_ALIASES = {"arguments": "arguments_json", "result": "result_json", "media": "media_json"}
 _READ_ONLY = {"id", "created_at", "arguments_json", "result_json"}
 
 

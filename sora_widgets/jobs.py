@@ -296,37 +296,45 @@ class Job:
             self.history.update(self.history_id, status=status, **columns)
 
     async def _complete(self, output: Mapping[str, Any]) -> None:
+        from .media import find_media
+
         gen = self.generation
         gen.result = dict(output)
-        gen.video_url = _url(output.get("video"))
-        gen.video_id = output.get("video_id")
-        gen.thumbnail_url = _url(output.get("thumbnail"))
+        gen.media = [dict(vars(item)) for item in find_media(output, self.schema.outputs)]
+        videos = [m for m in gen.media if m["kind"] == "video"]
+        images = [m for m in gen.media if m["kind"] == "image"]
+        gen.video_url = videos[0]["url"] if videos else None
+        gen.video_id = output.get("video_id") if isinstance(output.get("video_id"), str) else None
+        gen.thumbnail_url = _url(output.get("thumbnail")) or (images[0]["url"] if images and not videos else None)
         gen.spritesheet_url = _url(output.get("spritesheet"))
         await asyncio.to_thread(self._keep_media)
         self._finish(JobStatus.COMPLETED)
 
     def _keep_media(self) -> None:
-        """Copy the video and images into the media folder: fal's URLs can expire."""
+        """Copy every video and image the endpoint returned into the media folder (fal's URLs
+        expire); the first video (and poster image) also fill the history's video columns."""
         from .media import download
 
         gen = self.generation
-        output = gen.result or {}
         folder = self.history.media_dir / "videos"
         stem = f"{self.history_id:06d}-{gen.video_id or gen.request_id}"
-        for attribute, key, kind, suffix in (("video_path", "video", "", ".mp4"),
-                                             ("thumbnail_path", "thumbnail", ".thumb", ".jpg"),
-                                             ("spritesheet_path", "spritesheet", ".sprites", ".jpg")):
-            entry = output.get(key) if isinstance(output.get(key), Mapping) else {}
-            url = entry.get("url")
-            if not url:
+        for item in gen.media:
+            if item["kind"] not in ("video", "image"):
                 continue
-            size = entry.get("file_size")  # fal's File gives it: a short download is an error
+            role = item["field"] + ("" if item["index"] is None else f"-{item['index']}")
+            default = ".mp4" if item["kind"] == "video" else ".jpg"
             try:
-                name = stem + kind + _suffix(url, suffix)
-                setattr(gen, attribute, str(download(url, folder, name=name,
-                                                     size=size if isinstance(size, int) else None)))
+                name = f"{stem}.{role}" + _suffix(item["url"], default)
+                item["path"] = str(download(item["url"], folder, name=name, size=item["file_size"]))
             except GenerationError as exc:
-                gen.logs.append(f"Could not keep a local copy of {url}: {exc}")
+                gen.logs.append(f"Could not keep a local copy of {item['url']}: {exc}")
+                continue
+            if item["url"] == gen.video_url and gen.video_path is None:
+                gen.video_path = item["path"]
+            elif item["url"] == gen.thumbnail_url and gen.thumbnail_path is None:
+                gen.thumbnail_path = item["path"]
+            elif item["url"] == gen.spritesheet_url and gen.spritesheet_path is None:
+                gen.spritesheet_path = item["path"]
 
     def _finish(self, status: JobStatus, *, error_type: str | None = None,
                 error: str | None = None) -> None:
@@ -343,7 +351,7 @@ class Job:
                 video_id=gen.video_id, thumbnail_url=gen.thumbnail_url,
                 thumbnail_path=gen.thumbnail_path, spritesheet_url=gen.spritesheet_url,
                 spritesheet_path=gen.spritesheet_path, running_s=gen.running_s,
-                total_s=gen.total_s, logs=gen.logs)
+                total_s=gen.total_s, logs=gen.logs, media=gen.media or None)
         except HistoryError:
             recorded = JobStatus(self.history.get(self.history_id)["status"])
             if not recorded.is_final:

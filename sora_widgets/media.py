@@ -17,6 +17,7 @@ import sys
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -404,3 +405,92 @@ def contact_sheet(tiles: list[Image.Image], *, columns: int = 5) -> Image.Image:
     for n, tile in enumerate(tiles):
         sheet.paste(tile, ((n % columns) * w, (n // columns) * h))
     return sheet
+
+
+def limit_problems(limits: Mapping[str, Any], path: Path, *, kind: str = "image") -> list[str]:
+    """What breaks fal's `x-fal` media limits (file size, width, height, aspect ratio, and for
+    videos duration and fps) in the local file `path`, as phrases naming the limit."""
+    problems = []
+    size = path.stat().st_size
+    if isinstance(limits.get("max_file_size"), (int, float)) and size > limits["max_file_size"]:
+        problems.append(f"is {size / 1e6:.1f} MB, over the endpoint's limit of "
+                        f"{limits['max_file_size'] / 1e6:.1f} MB")
+    measured: dict[str, float] = {}
+    if any(k.endswith(("_width", "_height", "_aspect_ratio")) for k in limits) or kind == "video":
+        if kind == "video":
+            info = probe_video(path)
+            measured = {"width": info.width, "height": info.height, "duration": info.duration_s,
+                        "fps": info.fps}
+        else:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                measured = {"width": img.width, "height": img.height}
+        measured["aspect_ratio"] = measured["width"] / max(1, measured["height"])
+    units = {"width": " px", "height": " px", "duration": " s", "fps": " fps", "aspect_ratio": ""}
+    for name, value in measured.items():
+        low, high = limits.get(f"min_{name}"), limits.get(f"max_{name}")
+        shown = f"{value:g}{units[name]}" if name != "aspect_ratio" else f"{value:.2f}"
+        if isinstance(low, (int, float)) and value < low:
+            problems.append(f"has {name.replace('_', ' ')} {shown}, below the minimum {low:g}{units[name]}")
+        if isinstance(high, (int, float)) and value > high:
+            problems.append(f"has {name.replace('_', ' ')} {shown}, above the maximum {high:g}{units[name]}")
+    return problems
+
+
+def find_media(output: Mapping[str, Any], outputs: Iterable[Any] = ()) -> list[MediaItem]:
+    """Every fal File object (`{"url": ..., "content_type": ...}`) in an endpoint's output, in
+    order, whatever the field is called (`video`, `videos`, `image`, `images` ...).
+
+    The kind comes from the content type, else from the output schema's `Field.media` (pass the
+    schema's `outputs`), else from the URL's suffix."""
+    declared = {f.name: f.media for f in outputs if getattr(f, "media", None)}
+    items: list[MediaItem] = []
+    for name, value in output.items():
+        entries = value if isinstance(value, list) else [value]
+        for index, entry in enumerate(entries):
+            if not (isinstance(entry, Mapping) and isinstance(entry.get("url"), str)):
+                continue
+            content_type = entry.get("content_type") if isinstance(entry.get("content_type"), str) else None
+            kind = _media_kind(content_type, declared.get(name), entry["url"], name)
+            size = entry.get("file_size")
+            items.append(MediaItem(field=name, index=index if isinstance(value, list) else None,
+                                   kind=kind, url=entry["url"], content_type=content_type,
+                                   file_size=size if isinstance(size, int) and not isinstance(size, bool) else None))
+    return items
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One media file an endpoint returned: where it sits in the output, its kind and URL."""
+
+    field: str
+    index: int | None
+    kind: str  # "video" | "image" | "audio" | "file"
+    url: str
+    content_type: str | None = None
+    file_size: int | None = None
+
+    @property
+    def role(self) -> str:
+        """`video`, `videos[1]`, `thumbnail`: the output path, for file names and messages."""
+        return self.field if self.index is None else f"{self.field}[{self.index}]"
+
+
+_VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".m4v")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def _media_kind(content_type: str | None, declared: str | None, url: str, name: str) -> str:
+    if content_type:
+        major = content_type.split("/", 1)[0].lower()
+        if major in ("video", "image", "audio"):
+            return major
+    if declared in ("video", "image"):
+        return declared
+    path = urllib.parse.urlsplit(url).path.lower()
+    if path.endswith(_VIDEO_SUFFIXES) or "video" in name:
+        return "video"
+    if path.endswith(_IMAGE_SUFFIXES) or any(w in name for w in ("image", "thumbnail", "sprite")):
+        return "image"
+    return "file"

@@ -1,13 +1,15 @@
-"""What a Sora 2 generation costs: fal's published per-second prices, dated and overridable.
+"""What a generation costs: fal's live unit prices with a key, a dated bundled table offline.
 
-Prices change, so the table says when it was read (`PRICES_AS_OF`) and `set_price` replaces an
-entry for this process. An estimate is `None`, never a guess, when the price or the length of
-the video is not known.
+With a key, `GET /v1/models/pricing` answers (cached for a day in the run folder, with the time
+it was read); without one, or offline, the bundled table below answers, dated `PRICES_AS_OF`.
+`set_price` replaces an entry for this process. An estimate is `None` (shown as "unknown", never
+as $0) when the price, its unit or the length of the video is not known.
 
-Sources (read 2026-11-25): fal's llms.txt and API reference pages for each endpoint, e.g.
+Sources of the bundled table (read 2026-11-25 for Sora 2, 2026-12-01 for the others): fal's
+llms.txt and API reference pages for each endpoint, e.g.
 https://fal.ai/models/fal-ai/sora-2/image-to-video/llms.txt ("$0.1/s for Sora 2") and
 https://fal.ai/models/fal-ai/sora-2/text-to-video/pro/llms.txt ("$0.30/s for 720p and $0.50/s
-for 1080p").
+for 1080p"); the other endpoints' sources are in `known_endpoints.json`.
 
 Assumptions, where fal states nothing:
 - Pro at resolution `auto` is charged the 720p rate.
@@ -22,11 +24,13 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ._errors import SchemaError, ValidationError
-from .schema import load_schema
+from ._errors import OfflineError, PlatformError, SchemaError, ValidationError
+from .schema import EndpointSchema, load_schema, to_seconds
 
 PRICES_AS_OF = "2026-11-25"
 DEFAULT_DURATION_S = 4
@@ -42,7 +46,13 @@ _PUBLISHED: dict[str, dict[str, float]] = {
     REMIX_ENDPOINT: {ANY_RESOLUTION: 0.10},
 }
 
+# endpoint id -> resolution (or ANY_RESOLUTION) -> USD per generated video, whatever its length.
+_PUBLISHED_PER_VIDEO: dict[str, dict[str, float]] = {}
+
 _prices: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED)
+_per_video: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED_PER_VIDEO)
+_overridden: set[str] = set()  # endpoints whose price set_price replaced: the live price yields
+_unreachable: dict[str, float] = {}  # Platform API base URL -> when it last failed (monotonic)
 
 
 def price_per_second(endpoint_id: str, resolution: str | None = None) -> float | None:
@@ -58,18 +68,104 @@ def price_per_second(endpoint_id: str, resolution: str | None = None) -> float |
     return rates.get(ANY_RESOLUTION)
 
 
-def estimate_cost(endpoint_id: str, arguments: Mapping[str, Any], *,
-                  source_duration_s: float | None = None) -> float | None:
+@dataclass(frozen=True)
+class Price:
+    """One endpoint's price for a request: USD per `unit` ("second" of video, or one "video"),
+    where it came from and when it was read."""
+
+    usd: float
+    unit: str
+    as_of: str
+    source: str
+
+
+#: fal's unit names that mean one second of generated video, and one whole output
+_PER_SECOND = {"second", "seconds", "video_second", "video_seconds", "s", "sec"}
+_PER_OUTPUT = {"video", "videos", "request", "requests", "generation", "generations", "call", "image"}
+
+
+def price_for(endpoint: EndpointSchema | str, arguments: Mapping[str, Any] | None = None, *,
+              online: bool | None = None) -> Price | None:
+    """The price of `endpoint` for these arguments: fal's live unit price when a key is set
+    (unless `online=False`), else the bundled table; None when neither knows it."""
+    endpoint_id = endpoint if isinstance(endpoint, str) else endpoint.endpoint_id
+    resolution = (arguments or {}).get("resolution")
+    if online is not False and endpoint_id not in _overridden:
+        live = _live_price(endpoint_id, online=online)
+        if live is not None:
+            return live
+    per_video = _per_video.get(endpoint_id)
+    if per_video is not None:
+        rate = per_video.get(str(resolution)) if resolution is not None else None
+        rate = rate if rate is not None else per_video.get(ANY_RESOLUTION)
+        if rate is not None:
+            return Price(rate, "video", PRICES_AS_OF, "bundled table")
+    rate = price_per_second(endpoint_id, resolution)
+    return None if rate is None else Price(rate, "second", PRICES_AS_OF, "bundled table")
+
+
+def _live_price(endpoint_id: str, *, online: bool | None) -> Price | None:
+    """fal's unit price from the Platform API (cached a day); None without a key or an answer."""
+    from .platform import PlatformAPI
+
+    api = PlatformAPI()
+    if not (online or api.has_key) or time.monotonic() - _unreachable.get(api.base_url, -1e9) < 300:
+        return None
+    try:
+        answer = api.prices([endpoint_id])
+    except (OfflineError, PlatformError):
+        _unreachable[api.base_url] = time.monotonic()  # do not stall every keystroke on it
+        return None
+    for entry in answer.get("prices", []):
+        unit = str(entry.get("unit", "")).lower()
+        usd = entry.get("unit_price")
+        if entry.get("endpoint_id") != endpoint_id or isinstance(usd, bool) or not isinstance(usd, (int, float)):
+            continue
+        if unit in _PER_SECOND or unit in _PER_OUTPUT:
+            return Price(float(usd), "second" if unit in _PER_SECOND else "video",
+                         str(answer.get("read_at", ""))[:10], "fal's pricing API")
+    return None
+
+
+def estimate_cost(endpoint: EndpointSchema | str, arguments: Mapping[str, Any], *,
+                  source_duration_s: float | None = None, online: bool | None = None) -> float | None:
     """Estimated USD for one request with `arguments`, or None when the price or the video's
-    length is unknown (an unknown endpoint, resolution, or a remix without `source_duration_s`)."""
-    rate = price_per_second(endpoint_id, arguments.get("resolution"))
+    length is unknown (an unknown endpoint or resolution, a per-second price for an endpoint
+    whose length cannot be told, or a remix without `source_duration_s`)."""
+    endpoint_id = endpoint if isinstance(endpoint, str) else endpoint.endpoint_id
+    price = price_for(endpoint, arguments, online=online)
+    if price is None:
+        return None
+    if price.unit == "video":
+        return round(price.usd, 6)
     if endpoint_id == REMIX_ENDPOINT:
         seconds = source_duration_s
     else:
-        seconds = _seconds(arguments.get("duration", DEFAULT_DURATION_S))
-    if rate is None or seconds is None:
+        seconds = requested_seconds(endpoint, arguments)
+    return None if seconds is None else round(price.usd * seconds, 6)
+
+
+#: names endpoints give the length of the video they are asked for
+DURATION_FIELDS = ("duration", "duration_seconds", "num_seconds", "video_length", "length")
+
+
+def requested_seconds(endpoint: EndpointSchema | str, arguments: Mapping[str, Any]) -> float | None:
+    """How many seconds of video the arguments ask for (8, "8", "8s" alike), the schema's default
+    when they do not say, or None when the endpoint has no duration field it can be read from."""
+    schema = endpoint if isinstance(endpoint, EndpointSchema) else _schema_or_none(endpoint)
+    for name in DURATION_FIELDS:
+        if name in arguments:
+            return to_seconds(arguments[name])
+        if schema is not None and name in schema and schema[name].has_default:
+            return to_seconds(schema[name].default)
+    return float(DEFAULT_DURATION_S) if schema is None else None
+
+
+def _schema_or_none(endpoint_id: str) -> EndpointSchema | None:
+    try:
+        return load_schema(endpoint_id)
+    except SchemaError:
         return None
-    return round(rate * seconds, 6)
 
 
 def set_price(endpoint_id: str, usd_per_second: float, resolution: str | None = None) -> None:
@@ -79,6 +175,8 @@ def set_price(endpoint_id: str, usd_per_second: float, resolution: str | None = 
     if not (is_number and math.isfinite(usd_per_second) and usd_per_second >= 0):
         problem = f"must be a finite number >= 0, got {usd_per_second!r}"
         raise ValidationError([("usd_per_second", problem)])
+    _overridden.add(endpoint_id)
+    _per_video.pop(endpoint_id, None)
     if resolution is None:
         _prices[endpoint_id] = {ANY_RESOLUTION: float(usd_per_second)}
     else:
@@ -89,25 +187,15 @@ def reset_prices() -> None:
     """Forget every `set_price` override and go back to the published table."""
     _prices.clear()
     _prices.update(copy.deepcopy(_PUBLISHED))
+    _per_video.clear()
+    _per_video.update(copy.deepcopy(_PUBLISHED_PER_VIDEO))
+    _overridden.clear()
+    _unreachable.clear()
 
 
 def format_usd(amount: float | None) -> str:
     """`$0.40` for an amount, `unknown` for None, as shown in panels and reports."""
     return "unknown" if amount is None else f"${amount:,.2f}"
-
-
-def _seconds(value: Any) -> float | None:
-    """A duration argument as seconds: an int, a float or a numeric string such as "8"."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _default_resolution(endpoint_id: str) -> str | None:

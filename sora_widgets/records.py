@@ -83,6 +83,8 @@ class Generation:
     thumbnail_path: str | None = None
     spritesheet_url: str | None = None
     spritesheet_path: str | None = None
+    #: every media file of the output: field, index, kind, url, content_type, file_size, path
+    media: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     queued_s: float | None = None
     running_s: float | None = None

@@ -12,13 +12,15 @@ import functools
 import html
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from ._errors import OfflineError, SchemaError
+from ._home import run_home
 
 LIVE_SCHEMA_URL = "https://fal.ai/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
 DEFAULT_ENDPOINT = "fal-ai/sora-2/image-to-video"
@@ -68,6 +70,16 @@ class Field:
     item_type: str | None = None
     item_enum: tuple[Any, ...] | None = None
     format: str | None = None
+    #: fal's `ui.field` hint ("image", "video", "audio", "file"), or None
+    ui_field: str | None = None
+    #: fal's `ui.hidden`: the field gets no control (its default is sent)
+    hidden: bool = False
+    #: fal's `ui.important`: the field stays out of "Advanced"
+    important: bool = False
+    #: fal's `x-fal` media limits (max_file_size, min_width, max_height, max_aspect_ratio, ...)
+    limits: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: for outputs: "video", "image" or "file" when the field holds fal File objects (or a list)
+    media: str | None = None
 
     @property
     def has_default(self) -> bool:
@@ -79,8 +91,10 @@ class Field:
         list, object or any."""
         if self.enum is not None:
             return "enum"
+        if self.ui_field == "image" or (self.type == "string" and _looks_like_image(self.name)):
+            return "image"
         if self.type == "string":
-            return "image" if _looks_like_image(self.name) else "text"
+            return "text"
         if self.type == "array":
             return "list"
         return self.type
@@ -88,6 +102,14 @@ class Field:
     @property
     def label(self) -> str:
         return self.title or self.name.replace("_", " ").capitalize()
+
+    @property
+    def seconds(self) -> tuple[float, ...] | None:
+        """For a duration-like enum, each allowed value in seconds (4, "4s", "5" ...), else None."""
+        if self.enum is None:
+            return None
+        values = tuple(to_seconds(v) for v in self.enum)
+        return None if any(v is None for v in values) else values  # type: ignore[return-value]
 
     def allowed(self) -> str:
         """A short phrase naming what values this field accepts, for messages and help text."""
@@ -98,7 +120,20 @@ class Field:
 
 
 def _looks_like_image(name: str) -> bool:
-    return name in ("image_url", "image") or name.endswith("image_url")
+    """Image inputs by fal's naming habits: image_url, start_image_url, first_frame_url ..."""
+    return name in ("image_url", "image") or name.endswith(("image_url", "frame_url"))
+
+
+def to_seconds(value: Any) -> float | None:
+    """A duration as fal's endpoints spell it (8, 8.0, "8", "8s", "8 seconds") in seconds, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)?\s*", value.lower())
+        return float(match.group(1)) if match else None
+    return None
 
 
 def _show(value: Any) -> str:
@@ -281,6 +316,13 @@ def resolve(doc: Mapping[str, Any], node: Mapping[str, Any], _seen: frozenset[st
             node["nullable"] = True
         if len(real) == 1:
             node = {**real[0], **node}
+        elif real and all(b.get("type") == "string" for b in real):
+            # fal's "suggestions or any text": anyOf [{enum: [...]}, {type: string}]
+            free = next((b for b in real if "enum" not in b), None)
+            if free is None:
+                node = {**real[0], **node, "enum": [v for b in real for v in b.get("enum", [])]}
+            else:
+                node = {**free, **node, "x-suggestions": [v for b in real for v in b.get("enum", [])]}
         elif real:
             node.setdefault("x-union", real)
     if isinstance(node.get("type"), list):
@@ -322,6 +364,10 @@ def _field(doc: Mapping[str, Any], name: str, raw: Mapping[str, Any], required: 
     node = resolve(doc, raw)
     items = resolve(doc, node["items"]) if isinstance(node.get("items"), Mapping) else {}
     examples = node.get("examples", [node["example"]] if "example" in node else [])
+    ui = node.get("ui") if isinstance(node.get("ui"), Mapping) else {}
+    suggestions = node.get("x-suggestions")
+    if suggestions and not examples:
+        examples = list(suggestions)
     return Field(
         name=name,
         type=_type_of(node),
@@ -343,7 +389,27 @@ def _field(doc: Mapping[str, Any], name: str, raw: Mapping[str, Any], required: 
         item_type=_type_of(items) if items else None,
         item_enum=tuple(items["enum"]) if "enum" in items else None,
         format=node.get("format"),
+        ui_field=str(ui["field"]) if isinstance(ui.get("field"), str) else None,
+        hidden=bool(ui.get("hidden", False)),
+        important=bool(ui.get("important", False)),
+        limits=dict(node["x-fal"]) if isinstance(node.get("x-fal"), Mapping) else {},
+        media=_media_kind(name, node, items),
     )
+
+
+def _media_kind(name: str, node: Mapping[str, Any], items: Mapping[str, Any]) -> str | None:
+    """"video", "image" or "file" for an output holding fal File objects ({url, content_type}), by
+    the object's title, the field's name, or its content type; None for anything else."""
+    target = items if node.get("type") == "array" else node
+    if "url" not in target.get("properties", {}):
+        return None
+    words = f"{target.get('title', '')} {name}".lower()
+    for kind in ("video", "image"):
+        if kind in words:
+            return kind
+    if any(w in words for w in ("thumbnail", "spritesheet", "frame", "poster")):
+        return "image"
+    return "file"
 
 
 def _exclusive(node: Mapping[str, Any], key: str, plain: str) -> float | None:
@@ -368,13 +434,13 @@ def bundled_endpoints() -> list[str]:
                   if p.name.endswith(".json"))
 
 
-def load_schema(endpoint_id: str = DEFAULT_ENDPOINT) -> EndpointSchema:
+def load_schema(endpoint_id: str | os.PathLike[str] = DEFAULT_ENDPOINT) -> EndpointSchema:
     """The bundled schema of `endpoint_id` (or of a local OpenAPI JSON file given by path).
 
     Bundled schemas are read once per process; a file given by path is read every time, so an
     edited document takes effect at once.
     """
-    if endpoint_id.endswith(".json"):
+    if isinstance(endpoint_id, os.PathLike) or endpoint_id.endswith(".json"):
         path = Path(endpoint_id)
         if not path.is_file():
             raise SchemaError(f"No schema file at {path}.")
@@ -399,11 +465,50 @@ def _load_named(endpoint_id: str) -> EndpointSchema:
 
 
 def _cache_path(endpoint_id: str) -> Path:
-    home = Path(os.environ.get("SORA_WIDGETS_HOME", "sora_runs"))
-    return home / "schemas" / _file_name(endpoint_id)
+    return run_home() / "schemas" / _file_name(endpoint_id)
 
 
-def fetch_schema(endpoint_id: str, *, url: str = LIVE_SCHEMA_URL, timeout: float = 10.0
+def cached_endpoints() -> list[str]:
+    """Endpoint ids whose live document was fetched into this run folder before."""
+    folder = run_home() / "schemas"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5].replace("__", "/") for p in folder.glob("*.json"))
+
+
+def openapi_url(endpoint_id: str) -> str:
+    """Where fal serves `endpoint_id`'s OpenAPI document (`SORA_WIDGETS_FAL_OPENAPI_URL`, a
+    template with `{endpoint_id}`, moves it, e.g. to a test server)."""
+    template = os.environ.get("SORA_WIDGETS_FAL_OPENAPI_URL") or LIVE_SCHEMA_URL
+    return template.format(endpoint_id=endpoint_id)
+
+
+#: what every public call accepts as an endpoint: an id, a path to an OpenAPI document, a schema
+EndpointSpec = Union[str, "os.PathLike[str]", "EndpointSchema"]
+
+
+def schema_for(endpoint: EndpointSpec, *, fetch: bool = True) -> EndpointSchema:
+    """The schema an endpoint stands for: an EndpointSchema as is, a `.json` path read afresh, an
+    id from the bundled or cached documents, else (with `fetch`) fal's live document."""
+    if isinstance(endpoint, EndpointSchema):
+        return endpoint
+    if isinstance(endpoint, os.PathLike) or str(endpoint).endswith(".json"):
+        return load_schema(os.fspath(endpoint))
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise SchemaError(f"An endpoint is an id such as {DEFAULT_ENDPOINT!r}, a path to an "
+                          f"OpenAPI .json document or an EndpointSchema, not {endpoint!r}.")
+    try:
+        return load_schema(endpoint)
+    except SchemaError as missing:
+        if not fetch:
+            raise
+        try:
+            return fetch_schema(endpoint)
+        except OfflineError:
+            raise missing from None
+
+
+def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 10.0
                  ) -> EndpointSchema:
     """Fetch fal's live OpenAPI document for `endpoint_id`, cache it beside the history, read it.
 
@@ -411,7 +516,7 @@ def fetch_schema(endpoint_id: str, *, url: str = LIVE_SCHEMA_URL, timeout: float
     """
     import httpx
 
-    address = url.format(endpoint_id=endpoint_id)
+    address = url.format(endpoint_id=endpoint_id) if url else openapi_url(endpoint_id)
     try:
         response = httpx.get(address, timeout=timeout, follow_redirects=True)
     except httpx.TransportError as exc:
@@ -419,6 +524,10 @@ def fetch_schema(endpoint_id: str, *, url: str = LIVE_SCHEMA_URL, timeout: float
             f"Could not reach {address} to fetch the schema of {endpoint_id} ({type(exc).__name__}). "
             "Offline, use a bundled schema with sw.load_schema(), or a saved document with "
             "sw.EndpointSchema.from_openapi(doc).", endpoint_id=endpoint_id) from exc
+    if response.status_code == 404:
+        raise SchemaError(f"fal publishes no document for {endpoint_id!r} (HTTP 404): it may be "
+                          "misspelt or retired. sw.find_endpoints() lists fal's video models.",
+                          endpoint_id=endpoint_id)
     if response.status_code != 200:
         raise SchemaError(f"fal answered {response.status_code} for the schema of {endpoint_id}: "
                           f"{response.text[:200]}", endpoint_id=endpoint_id)

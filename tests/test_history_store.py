@@ -62,7 +62,8 @@ def migrations(path: Path) -> list[tuple[int, str]]:
 
 # ---- migrations -------------------------------------------------------------------------------
 
-ALL_MIGRATIONS = [(1, "create_runs"), (2, "index_status_sweep_request"), (3, "create_uploads")]
+ALL_MIGRATIONS = [(1, "create_runs"), (2, "index_status_sweep_request"), (3, "create_uploads"),
+                  (4, "add_media")]
 
 
 def test_a_version_1_file_opens_and_is_migrated(tmp_path: Path) -> None:
@@ -96,10 +97,12 @@ def test_a_newer_file_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     History(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO migrations VALUES (4, 'from_the_future', '2027-01-01')")
+        db.execute("INSERT INTO migrations VALUES (?, 'from_the_future', '2027-01-01')",
+                   (len(ALL_MIGRATIONS) + 1,))
     db.close()
     before = path.read_bytes()
-    with pytest.raises(HistoryError, match="newer sora_widgets .*v4.* up to v3") as caught:
+    newer, latest = len(ALL_MIGRATIONS) + 1, len(ALL_MIGRATIONS)
+    with pytest.raises(HistoryError, match=f"newer sora_widgets .*v{newer}.* up to v{latest}") as caught:
         History(path)
     assert caught.value.path == str(path)
     assert path.read_bytes() == before

@@ -10,6 +10,7 @@ the retry policy and for `translate`. Messages name the key's variable, never it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,9 @@ from .._errors import CredentialsError, GenerationError
 #: names of fal error types / categories that mean "blocked as intellectual property" (unverified:
 #: fal documents only content_policy_violation; Sora's `detect_and_block_ip` may use either)
 _IP_MARKERS = ("intellectual_property", "ip_blocked", "ip_violation", "copyright", "intellectual property")
+#: an answer that says the application itself does not exist (fal's wording is unverified)
+_GONE = re.compile(r"(?i)\b(application|app|endpoint|model)\b[^.]{0,80}\b(not found|does not exist|"
+                   r"doesn't exist|no longer (available|exists)|has been (retired|removed|deprecated))")
 TIMEOUT_TYPES = {"request_timeout", "startup_timeout", "generation_timeout"}
 
 MISSING_KEY = ("No fal key: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET), or pass key= to "
@@ -87,9 +91,15 @@ def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context)
         return _error(ctx, "credentials", f"fal refused the key from {ctx.key_source} (HTTP {status}). "
                       f"Check that {ctx.key_source} holds a valid, active fal key.",
                       status=status, cls=CredentialsError)
+    text = _short(detail if detail is not None else body)
+    if ctx.action == "submit" and (status in (404, 410) or _GONE.search(text)):
+        return _error(ctx, "endpoint_unavailable", f"fal has no endpoint {ctx.endpoint_id} to run this "
+                      f"request (HTTP {status}: {text}). It may have been retired: OpenAI shut the Sora 2 "
+                      "API down on 2026-09-24, and fal's Sora 2 endpoints with it. Nothing was sent again. "
+                      "Pick another model (sw.find_endpoints() lists fal's video models; the panel's "
+                      "endpoint picker too); your past runs stay in the history.", status=status)
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
         return _from_detail_list(status, detail, ctx)
-    text = _short(detail if detail is not None else body)
     if ctx.action == "cancel" and status == 400:
         return _error(ctx, "already_completed", "The job had already finished, so it could not be "
                       "cancelled; its result can still be fetched.", status=status)

@@ -1,0 +1,19 @@
+"""Where a run folder lives: `$SORA_WIDGETS_HOME` when set and not empty, else `./sora_runs`.
+
+Read at each call, so a notebook that sets the variable after import is honoured.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def run_home() -> Path:
+    """The run folder (history, media, caches) for this process, as the environment says now."""
+    return Path(os.environ.get("SORA_WIDGETS_HOME") or "sora_runs")
+
+
+def cache_dir() -> Path:
+    """The folder for cached documents from fal (schemas, endpoint status, prices, model lists)."""
+    return run_home() / "cache"
