@@ -85,8 +85,10 @@ def chart(frame: pd.DataFrame, *, by: str = "model", path: str | Path | None = N
 
 def reproduce_code(plan: SweepPlan, *, wait: bool = True) -> str:
     """The sora_widgets call that runs the same sweep again (same endpoint, fields, axes, repeats)."""
-    lines = ["sweep = sw.sweep(", f"    endpoint={plan.endpoint_id!r},",
-             f"    backend={plan.backend!r},"]
+    lines = ["sweep = sw.sweep("]
+    if not plan.cross_model:
+        lines.append(f"    endpoint={plan.endpoint_id!r},")
+    lines.append(f"    backend={plan.backend!r},")
     lines += [f"    {name}={value!r}," for name, value in plan.fields.items()]
     lines += [f"    {name}={values!r},  # axis" for name, values in plan.axes.items()]
     if plan.repeat > 1:
@@ -169,14 +171,14 @@ def write_report(sweep: Sweep, path: str | Path) -> Path:
         "<input id='seek-all' type='range' min='0' max='0' step='0.01' value='0'></div>",
         _grid_html(sweep),
         "<h2>Parameters</h2>",
-        _pairs_html([("endpoint", plan.endpoint_id), ("backend", plan.backend),
+        _pairs_html([("endpoint", ", ".join(plan.endpoints or (plan.endpoint_id,))), ("backend", plan.backend),
                      ("repeat", plan.repeat), ("created", plan.created_at),
                      *((f"{k} (axis)", ", ".join(map(str, v))) for k, v in plan.axes.items()),
                      *plan.fields.items()]),
         "<h2>Jobs and metrics</h2>",
         shown.to_html(index=False, escape=True, na_rep="", float_format=lambda x: f"{x:.4g}"),
     ]
-    by = next((n for n in ("model", *plan.axes) if n in plan.axes), None)
+    by = next((n for n in ("endpoint", "model", *plan.axes) if n in plan.axes), None)
     if by is not None and (frame["status"] == "completed").any():
         parts += [f"<h2>Summary per {_esc(by)}</h2>",
                   sweep.summary(by=by).to_html(escape=True, na_rep="", float_format=lambda x: f"{x:.4g}"),
@@ -198,7 +200,7 @@ def write_notebook(sweep: Sweep, path: str | Path) -> Path:
 
     plan = sweep.plan
     rows, cols = sweep.grid_axes(None, None)
-    by = next((n for n in ("model", *plan.axes) if n in plan.axes), None)
+    by = next((n for n in ("endpoint", "model", *plan.axes) if n in plan.axes), None)
     cells = [
         v4.new_markdown_cell(f"# Sweep {plan.sweep_id}\n\n{plan.line()}\n\nRunning the next cells "
                              "sends the same sweep again (a new sweep id). To look at the original "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import BudgetError, GenerationError, SoraWidgetsError, ValidationError
 from ._sweep_plan import (
+    ENDPOINT_AXIS,
     Cell,
     SweepPlan,
     cell_key,
@@ -32,7 +33,7 @@ from .generation import resume, submit
 from .jobs import MAX_CONCURRENT_JOBS, Job
 from .pricing import format_usd
 from .records import JobEvent, JobStatus, media_src
-from .schema import DEFAULT_ENDPOINT, load_schema
+from .schema import DEFAULT_ENDPOINT, EndpointSpec, bundled_endpoints, schema_for
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -51,16 +52,20 @@ def _plans_dir(history: History) -> Path:
     return history.media_dir.parent / "sweeps"
 
 
-def sweep(*, endpoint: str = DEFAULT_ENDPOINT, backend: str | Backend | None = None,
-          history: History | None = None, budget_usd: float | None = None, repeat: int = 1,
-          max_concurrent: int = MAX_CONCURRENT_JOBS, wait: bool = False,
+def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
+          backend: str | Backend | None = None, history: History | None = None,
+          budget_usd: float | None = None, repeat: int = 1, max_concurrent: int = MAX_CONCURRENT_JOBS,
+          wait: bool = False, strict: bool = False, allow_unknown_cost: bool = False,
           confirm: Callable[[SweepPlan], bool] | None = None, **fields: Any) -> Sweep:
     """Run every combination of the fields given as lists (`repeat` samples each), concurrently.
 
-    Before anything is sent the plan is validated, priced and printed; over `budget_usd` it raises
-    BudgetError (the preview backend is free, so it is never over), and a `confirm(plan)` that
-    returns False leaves the sweep unstarted (`sweep.start()` sends it later). `wait=True`
-    returns once every job has ended.
+    `endpoint` is one endpoint (an id, a document path or an EndpointSchema) or a list of them:
+    then one canonical request is mapped onto each endpoint's own fields (see `mapping`), and
+    `strict=True` refuses any value that would have to change. Before anything is sent the plan
+    is validated, priced and printed with each endpoint's mapping; over `budget_usd` it raises
+    BudgetError (the preview backend is free, so it is never over), as it does when a price is
+    unknown unless `allow_unknown_cost=True`. A `confirm(plan)` that returns False leaves the
+    sweep unstarted (`sweep.start()` sends it later). `wait=True` returns once every job ended.
     """
     from .history import History
 
@@ -71,19 +76,32 @@ def sweep(*, endpoint: str = DEFAULT_ENDPOINT, backend: str | Backend | None = N
     if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float))
                                    or not budget_usd >= 0):
         raise ValidationError([("budget_usd", f"must be a number of US dollars >= 0 (got {budget_usd!r})")])
-    schema = load_schema(endpoint)
+    specs = list(endpoint) if isinstance(endpoint, (list, tuple)) else [endpoint]
+    if not specs:
+        raise ValidationError([("endpoint", "an empty list gives the sweep nothing to run")])
+    schemas = {s.endpoint_id: s for s in (schema_for(spec) for spec in specs)}
     log = history if history is not None else History()
-    axes, fixed = split_axes(schema, fields)
-    normalize_images(schema, axes, fixed, log.media_dir)
+    axes, fixed = split_axes(schemas, fields)
+    if ENDPOINT_AXIS in fields:
+        raise ValidationError([(ENDPOINT_AXIS, "give endpoints with endpoint=[...], not as a field")])
+    if isinstance(endpoint, (list, tuple)):
+        axes = {ENDPOINT_AXIS: list(schemas), **axes}
+    normalize_images(schemas, axes, fixed, log.media_dir)
     chosen = resolve_backend(backend, history=log)
-    plan = SweepPlan(sweep_id=uuid.uuid4().hex[:10], endpoint_id=schema.endpoint_id,
+    bundled = set(bundled_endpoints())
+    plan = SweepPlan(sweep_id=uuid.uuid4().hex[:10], endpoint_id=next(iter(schemas)),
                      backend=chosen.name, axes=axes, fields=fixed, repeat=repeat,
                      budget_usd=budget_usd, created_at=datetime.now(timezone.utc).isoformat(),
-                     cells=plan_cells(schema, axes, fixed, repeat))
-    print(plan.line())
-    if budget_usd is not None and plan.charged and (plan.estimate_usd > budget_usd or plan.unpriced):
-        why = (f"{plan.unpriced} of its jobs have no known price" if plan.unpriced else
-               f"its estimate {format_usd(plan.estimate_usd)} exceeds the budget {format_usd(budget_usd)}")
+                     cells=plan_cells(schemas, axes, fixed, repeat, strict=strict),
+                     endpoints=tuple(schemas), strict=strict,
+                     documents={e: dict(s.document) for e, s in schemas.items()
+                                if e not in bundled and s.document})
+    print(plan.describe())
+    over = plan.estimate_usd > budget_usd if budget_usd is not None else False
+    if budget_usd is not None and plan.charged and (over or (plan.unpriced and not allow_unknown_cost)):
+        why = (f"its estimate {format_usd(plan.estimate_usd)} exceeds the budget {format_usd(budget_usd)}"
+               if over else f"{plan.unpriced} of its jobs have no known price (allow_unknown_cost=True "
+               "sends them anyway)")
         raise BudgetError(f"Sweep refused, nothing was sent: {why} (budget_usd={budget_usd}, "
                           f"{plan.n_jobs} jobs). Raise budget_usd or remove values from the lists.",
                           estimate_usd=plan.estimate_usd, budget_usd=budget_usd)
@@ -104,7 +122,7 @@ class Sweep:
         self.plan = plan
         self.history = history
         self._backend = backend if backend is not None else plan.backend
-        self._schema = load_schema(plan.endpoint_id)
+        self._schemas = plan.schemas()
         self._slots = threading.Semaphore(max_concurrent)
         self._holding: set[int] = set()  # history ids of jobs that hold a concurrency slot
         self._lock = threading.Lock()
@@ -152,7 +170,7 @@ class Sweep:
         for row in sorted(log.find(sweep_id=sweep_id), key=lambda r: r["id"]):
             if row["error_type"] == _DIED_BEFORE_SUBMIT and not row["request_id"]:
                 continue
-            slots = waiting.get(cell_key(row["arguments"]))
+            slots = waiting.get(cell_key(row["arguments"], row["endpoint_id"]))
             if not slots:
                 continue
             index = slots.pop(0)
@@ -191,8 +209,9 @@ class Sweep:
 
     def _submit(self, cell: Cell) -> None:
         try:
-            job = submit(endpoint=self.plan.endpoint_id, arguments=cell.arguments,
-                         backend=self._backend, history=self.history, schema=self._schema,
+            job = submit(endpoint=cell.endpoint_id, arguments=cell.arguments,
+                         backend=self._backend, history=self.history,
+                         schema=self._schemas[cell.endpoint_id],
                          sweep_id=self.sweep_id, on_event=self._on_event)
         except SoraWidgetsError as exc:
             self._slots.release()
@@ -319,9 +338,10 @@ class Sweep:
                 return self._metrics[history_id]
         from .video_metrics import video_metrics
 
-        image = cell.arguments.get("image_url")
+        image = next((v for k, v in cell.arguments.items()
+                      if k in self._schemas[cell.endpoint_id] and self._schemas[cell.endpoint_id][k].kind == "image"), None)
         try:
-            found = dict(video_metrics(state["video_path"], image=image, requested=cell.arguments))
+            found = dict(video_metrics(state["video_path"], image=image, requested=cell.request or cell.arguments))
         except (GenerationError, ValidationError) as exc:
             found = {"metrics_error": str(exc)}
         with self._lock:
@@ -340,40 +360,46 @@ class Sweep:
         """One row per job: axis values, sample, status, error, timings, cost, video and metrics."""
         import pandas as pd
 
-        taken = set(self.plan.axes) | {"sample", "status", "error", "history_id", "queued_s",
+        taken = set(self.plan.axes) | {"endpoint_id", "mapped", "sample", "status", "error", "history_id", "queued_s",
                                        "running_s", "total_s", "cost_usd", "video_path", "video_url",
                                        "rating"}
         rows = []
         for cell, state in self.records():
             found = self._metrics_of(cell, state)
-            rows.append({**cell.values, "sample": cell.sample, **state,
+            mapped = "; ".join(str(n) for n in cell.mapping if n.changed)
+            rows.append({**cell.values, "endpoint_id": cell.endpoint_id, "sample": cell.sample,
+                         **({"mapped": mapped} if self.plan.cross_model else {}), **state,
                          **{(f"metric_{k}" if k in taken else k): v for k, v in found.items()}})
         return pd.DataFrame(rows)
 
-    def summary(self, by: str = "model") -> pd.DataFrame:
-        """Mean and spread (std over repeats and other axes) of every numeric column per `by` value."""
+    def summary(self, by: str | None = None) -> pd.DataFrame:
+        """Mean and spread (std over repeats and other axes) of every numeric column per `by` value
+        (default: the endpoint of a cross-model sweep, else the model)."""
+        by = by or (ENDPOINT_AXIS if self.plan.cross_model else "model")
         frame = self.to_dataframe()
         if by not in frame.columns:
             raise ValueError(f"cannot summarise by {by!r}: the sweep's axes are "
                              f"{', '.join(self.plan.axes) or 'none'}")
         frame[by] = frame[by].map(lambda v: v if isinstance(v, (str, int, float)) else json.dumps(v))
-        skip = {"sample", "history_id", "rating", by}
+        skip = {"sample", "history_id", "rating", "endpoint_id", by}
         numeric = [c for c in frame.columns if c not in skip and frame[c].dtype.kind in "if"]
         return frame.groupby(by, sort=False)[numeric].agg(["mean", "std", "count"])
 
     # --- views -----------------------------------------------------------------------------------
 
-    def chart(self, path: str | Path | None = None, *, by: str = "model") -> matplotlib.figure.Figure:
+    def chart(self, path: str | Path | None = None, *, by: str | None = None) -> matplotlib.figure.Figure:
         """A small chart of latency, cost and motion per `by` value (saved to `path` if given)."""
         from .report import chart
 
+        by = by or (ENDPOINT_AXIS if self.plan.cross_model else "model")
         return chart(self.to_dataframe(), by=by, path=path)
 
     def grid(self, rows: str | None = None, cols: str | None = None) -> CompareGrid:
         """A comparison grid widget: cells arranged by two axes, synchronised playback, ratings.
 
-        By default columns are the `model` axis (else the first axis) and rows the `prompt` axis
-        (else the next axis); other axes and repeats stack inside each cell.
+        By default columns are the `endpoint` axis of a cross-model sweep, else the `model` axis
+        (else the first axis), and rows the `prompt` axis (else the next axis); other axes and
+        repeats stack inside each cell.
         """
         from .widgets.grid import CompareGrid
 
@@ -383,8 +409,8 @@ class Sweep:
     def grid_axes(self, rows: str | None, cols: str | None) -> tuple[str | None, str | None]:
         names = list(self.plan.axes)
         if cols is None:
-            cols = "model" if "model" in names and rows != "model" else next(
-                (n for n in names if n != rows), None)
+            cols = next((n for n in (ENDPOINT_AXIS, "model") if n in names and rows != n),
+                        next((n for n in names if n != rows), None))
         if rows is None:
             rows = "prompt" if "prompt" in names and cols != "prompt" else next(
                 (n for n in names if n != cols), None)
@@ -442,8 +468,10 @@ class Sweep:
     def _repr_html_(self) -> str:
         import html
 
+        mapping = "\n".join(self.plan.mapping_lines())
         return (f"<div><b>{html.escape(self.plan.line())}</b><br>"
-                f"{html.escape(repr(self))}</div>")
+                + (f"<pre>{html.escape(mapping)}</pre>" if mapping else "")
+                + f"{html.escape(repr(self))}</div>").replace("$", "&#36;")
 
 
 def _label(value: Any) -> str:
