@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Panel"]
 
 OFFLINE = ("Offline preview — no FAL_KEY set: videos are rendered on this machine from your "
-           "image, not by Sora")
+           "image, not by a model")
 SUMMARY_RUNS = 5
 
 
@@ -179,7 +179,7 @@ class Panel(widgets.VBox):
         if self.backend_name == "preview":
             if key_source():
                 return ("Offline preview (chosen) — your fal key is not used: videos are rendered "
-                        "on this machine from your image, not by Sora")
+                        "on this machine from your image, not by a model")
             return OFFLINE
         source = key_source()
         return f"fal.ai — key from {source}" if source else "fal.ai — no key found: set FAL_KEY"
