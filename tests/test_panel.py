@@ -57,7 +57,7 @@ def test_controls_follow_the_bundled_schema(tmp_path):
     panel = make_panel(tmp_path)
     schema = sw.load_schema()
     assert list(panel.controls) == schema.names
-    fold = next(w for w in panel.tabs.children[0].children if isinstance(w, widgets.Accordion))
+    fold = next(w for w in panel.fields_box.children if isinstance(w, widgets.Accordion))
     assert fold.titles == ("Advanced",)
     assert [c.field.name for c in fold.children[0].children] == [
         "delete_video", "detect_and_block_ip", "character_ids"]
@@ -128,9 +128,9 @@ def test_invalid_input_disables_generate_and_shows_the_message_by_the_field(tmp_
 
 def test_cost_follows_duration(tmp_path):
     panel = make_panel(tmp_path)
-    assert "$0.40" in panel.cost.value and panel.cost_usd == pytest.approx(0.4)
+    assert "&#36;0.40" in panel.cost.value and "$" not in panel.cost.value and panel.cost_usd == pytest.approx(0.4)
     panel.controls["duration"].value = 12
-    assert "$1.20" in panel.cost.value and panel.cost_usd == pytest.approx(1.2)
+    assert "&#36;1.20" in panel.cost.value and panel.cost_usd == pytest.approx(1.2)
 
 
 def test_banner_says_offline_in_plain_words(tmp_path):

@@ -37,8 +37,8 @@ _URL = re.compile(r"^(https?:|data:)", re.IGNORECASE)
 
 def is_advanced(field: Field) -> bool:
     """Rarely changed fields go under "Advanced": optional switches (booleans) and optional lists
-    with no default (such as ids referring to other resources)."""
-    if field.required:
+    with no default (such as ids referring to other resources); never fal's `ui.important` ones."""
+    if field.required or field.important:
         return False
     return field.kind == "boolean" or (field.kind == "list" and not field.has_default)
 

@@ -21,8 +21,8 @@ from IPython.display import display
 
 from .._errors import SoraWidgetsError, ValidationError
 from ..backends import Backend, key_source
-from ..pricing import PRICES_AS_OF, estimate_cost, format_usd
-from ..schema import DEFAULT_ENDPOINT, EndpointSchema, did_you_mean, load_schema
+from ..pricing import PRICES_AS_OF, estimate_cost, format_usd, price_for
+from ..schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, did_you_mean, schema_for
 from .controls import FieldControl, control_for, is_advanced
 
 if TYPE_CHECKING:
@@ -45,52 +45,158 @@ class Panel(widgets.VBox):
     cost_usd = traitlets.Float(None, allow_none=True,
                                help="Estimated cost of the current request in USD; None if unknown.")
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, schema: EndpointSchema | None = None,
-                 backend: str | Backend | None = None, history: History | None = None,
-                 embed_videos: bool = False, advanced: Iterable[str] | None = None) -> None:
-        """`advanced` names the fields to fold under "Advanced" (default: `is_advanced`)."""
+    def __init__(self, endpoint: EndpointSpec = DEFAULT_ENDPOINT, *,
+                 schema: EndpointSchema | None = None, backend: str | Backend | None = None,
+                 history: History | None = None, embed_videos: bool = False,
+                 advanced: Iterable[str] | None = None) -> None:
+        """`endpoint` is an id, a path to an OpenAPI document or an EndpointSchema (so is
+        `schema`); `advanced` names the fields to fold under "Advanced" (default: `is_advanced`)."""
         from ..history import History
 
-        self.schema = schema if schema is not None else load_schema(endpoint)
         self.history = history if history is not None else History()
         self.backend = backend
         self.embed_videos = embed_videos
         self.jobs: list[Job] = []
         self.cards: list[JobCard] = []
         self._history_view: HistoryView | None = None
-        self._touched: set[str] = set()
-        self._bulk = False
-        media_dir = self.history.media_dir
-        self.controls: dict[str, FieldControl] = {
-            f.name: control_for(f, media_dir=media_dir) for f in self.schema.fields}
-        folded = set(advanced) if advanced is not None else {
-            f.name for f in self.schema.fields if is_advanced(f)}
-        main = [c for name, c in self.controls.items() if name not in folded]
-        extra = [c for name, c in self.controls.items() if name in folded]
+        self._advanced = set(advanced) if advanced is not None else None
         self.banner = widgets.HTML()
+        self.status_banner = widgets.HTML()
+        self.picker = widgets.Dropdown(description="Endpoint", layout=widgets.Layout(width="520px"),
+                                       style={"description_width": "70px"})
+        self.other_endpoint = widgets.Text(placeholder="another endpoint id, or a path to its OpenAPI .json",
+                                           layout=widgets.Layout(width="360px"))
+        self.other_button = widgets.Button(description="Load", icon="download")
+        self.other_button.on_click(self._handle_other_endpoint)
         self.generate_button = widgets.Button(description="Generate", icon="play",
                                               button_style="primary", disabled=True)
         self.generate_button.on_click(self._handle_generate)
         self.cost = widgets.HTML()
         self.status_line = widgets.HTML()
         self.cards_box = widgets.VBox()
-        form = [*main]
-        if extra:
-            fold = widgets.Accordion([widgets.VBox(extra)], titles=("Advanced",), selected_index=None)
-            form.append(fold)
-        form += [widgets.HBox([self.generate_button, self.cost], layout=widgets.Layout(
+        self.fields_box = widgets.VBox()
+        form = [self.fields_box, widgets.HBox([self.generate_button, self.cost], layout=widgets.Layout(
             align_items="center", margin="6px 0")), self.status_line, self.cards_box]
         self._history_box = widgets.VBox()
         self.tabs = widgets.Tab([widgets.VBox(form), self._history_box],
                                 titles=("Generate", "History"))
         self.tabs.observe(self._handle_tab, "selected_index")
-        super().__init__([self.banner, self.tabs])
+        chooser = widgets.HBox([self.picker, self.other_endpoint, self.other_button],
+                               layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        super().__init__([self.banner, chooser, self.status_banner, self.tabs])
         self.add_class("sora-panel")
         self.add_class(self._live_class)
         self._display_parents: list[dict[str, Any] | None] = []  # where the summary is shown
+        self.controls: dict[str, FieldControl] = {}
+        self._use_schema(schema_for(schema if schema is not None else endpoint), keep={})
+        self.picker.observe(self._handle_pick, "value")
+
+    # --- the endpoint -----------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The current endpoint's id; set it (to an id, an EndpointSchema or a document path) to
+        rebuild the controls in place, keeping the values of the fields the new endpoint shares."""
+        return self.schema.endpoint_id
+
+    @endpoint.setter
+    def endpoint(self, spec: EndpointSpec) -> None:
+        schema = schema_for(spec)
+        if schema is self.schema or (schema == self.schema and schema.document == self.schema.document):
+            return
+        self._use_schema(schema, keep=self.arguments)
+
+    def _use_schema(self, schema: EndpointSchema, *, keep: Mapping[str, Any]) -> None:
+        """Build the controls of `schema`, carry over the kept values it accepts, refresh all."""
+        from ..endpoints import endpoint_status
+        from ..mapping import target_field
+        from ..validation import _Problem, check_value
+
+        self.schema = schema
+        self.status = endpoint_status(schema.endpoint_id)
+        self._touched: set[str] = set()
+        self._bulk = False
+        media_dir = self.history.media_dir
+        shown = [f for f in schema.fields if not f.hidden]
+        self.controls = {f.name: control_for(f, media_dir=media_dir) for f in shown}
+        folded = self._advanced if self._advanced is not None else {f.name for f in shown if is_advanced(f)}
+        main = [c for name, c in self.controls.items() if name not in folded]
+        extra = [c for name, c in self.controls.items() if name in folded]
+        children: list[widgets.Widget] = [*main]
+        if extra:
+            children.append(widgets.Accordion([widgets.VBox(extra)], titles=("Advanced",),
+                                              selected_index=None))
+        self.fields_box.children = tuple(children)
+        for name, value in keep.items():
+            target = target_field(schema, name)
+            if target is None or target not in self.controls or value is None:
+                continue
+            try:
+                check_value(schema[target], value)
+                self.controls[target].value = value
+            except (_Problem, traitlets.TraitError):
+                continue  # a value this endpoint does not allow: its own default stays
+            self._touched.add(target)
         for control in self.controls.values():
             control.observe(self._handle_change, names=["value", "problem"])
+        self._fill_picker()
+        self.status_banner.value = self._status_html()
         self._refresh()
+        if self._history_view is not None:
+            self._history_view.refresh()
+
+    def _fill_picker(self) -> None:
+        """Bundled, cached and (with a key) fal's image-to-video endpoints; the current one chosen."""
+        from ..endpoints import find_endpoints
+
+        found = {e.endpoint_id: e for e in find_endpoints(category=None, online=False)}
+        for info in find_endpoints(category="image-to-video"):
+            found.setdefault(info.endpoint_id, info)
+        current = self.schema.endpoint_id
+        options = [(_picker_label(info.endpoint_id, info.status, info.origin), info.endpoint_id)
+                   for info in found.values()]
+        if current not in found:
+            options.insert(0, (_picker_label(current, self.status.status, "document"), current))
+        self._picking = True
+        try:
+            self.picker.options = options
+            self.picker.value = current
+        finally:
+            self._picking = False
+
+    def _handle_pick(self, change: traitlets.Bunch) -> None:
+        if self._picking or change.new is None or change.new == self.endpoint:
+            return
+        self._switch(change.new)
+
+    def _handle_other_endpoint(self, button: widgets.Button) -> None:
+        if self.other_endpoint.value.strip():
+            self._switch(self.other_endpoint.value.strip())
+
+    def _switch(self, spec: str) -> None:
+        """Switch endpoints from the picker; a schema that cannot be had is said, not raised."""
+        try:
+            self.endpoint = spec
+        except SoraWidgetsError as exc:
+            self.status_line.value = f"<span style='color:#b00'>{_text(str(exc))}</span>"
+            self._fill_picker()
+
+    def _status_html(self) -> str:
+        """The endpoint's status in plain words, shown before anything is sent."""
+        st = self.status
+        since = f" on {st.since.isoformat()}" if st.since else ""
+        if st.status == "retired":
+            return _box("#fde2e1", f"<b>{_text(st.endpoint_id)} was retired{since}.</b> "
+                        f"{_text(st.message)} Your past runs stay in the History tab. To generate, "
+                        "pick another model in the Endpoint menu above. "
+                        f"<small>Source: {_text(st.source)}</small>")
+        if st.status == "deprecated":
+            return _box("#fff4d6", f"<b>{_text(st.endpoint_id)} is deprecated.</b> {_text(st.message)} "
+                        f"<small>Source: {_text(st.source)}</small>")
+        if st.status == "active":
+            return _box("#e9f7ec", f"Endpoint status: <b>active</b>. <small>{_text(st.message)} "
+                        f"Source: {_text(st.source)}</small>")
+        return _box("#f2f2f2", f"Endpoint status: <b>unknown</b>. <small>{_text(st.message)}</small>")
 
     # --- the request ------------------------------------------------------------------------
 
@@ -103,13 +209,15 @@ class Panel(widgets.VBox):
     def arguments(self, value: Mapping[str, Any]) -> None:
         unknown = [(str(k), (f"is not a field of {self.schema.endpoint_id}"
                              f"{did_you_mean(str(k), self.schema.names)}"))
-                   for k in value if k not in self.controls]
+                   for k in value if k not in self.schema]
         if unknown:
             raise ValidationError(unknown, endpoint_id=self.schema.endpoint_id)
         errors = []
         self._bulk = True
         try:
             for f in self.schema.fields:
+                if f.name not in self.controls:  # hidden: the endpoint's default is sent
+                    continue
                 wanted = value.get(f.name, f.default if f.has_default else None)
                 try:
                     self.controls[f.name].value = wanted
@@ -150,7 +258,7 @@ class Panel(widgets.VBox):
         self.status_line.value = (f"<small style='color:#666'>To generate, fill in: "
                                   f"{html.escape(', '.join(waiting))}</small>"
                                   if waiting and not blocked else "")
-        self.cost_usd = estimate_cost(self.schema.endpoint_id, checked)
+        self.cost_usd = estimate_cost(self.schema, checked)
         self.cost.value = self._cost_html()
         self.banner.value = self._banner_html()
 
@@ -158,8 +266,10 @@ class Panel(widgets.VBox):
         if self.cost_usd is None:
             return "&nbsp;Estimated cost: <b>unknown</b> <small>(no published price for this request)</small>"
         free = " <small>(the offline preview itself is free)</small>" if self.backend_name == "preview" else ""
-        return (f"&nbsp;Estimated cost: <b>{format_usd(self.cost_usd)}</b> "
-                f"<small style='color:#666'>fal's price as of {PRICES_AS_OF}</small>{free}")
+        price = price_for(self.schema, self.arguments)
+        when = f"{price.source}, as of {price.as_of}" if price else f"as of {PRICES_AS_OF}"
+        return (f"&nbsp;Estimated cost: <b>{_text(format_usd(self.cost_usd))}</b> "
+                f"<small style='color:#666'>fal's price ({_text(when)})</small>{free}")
 
     # --- where it runs ----------------------------------------------------------------------
 
@@ -311,3 +421,18 @@ class Panel(widgets.VBox):
     def __repr__(self) -> str:
         return (f"Panel({self.schema.endpoint_id!r}, backend={self.backend_name!r}, "
                 f"runs={len(self.jobs)})")
+
+
+def _text(value: str) -> str:
+    """Plain text for HTML a notebook shows: escaped, and "$" kept from turning into LaTeX."""
+    return html.escape(value).replace("$", "&#36;")
+
+
+def _box(colour: str, inner: str) -> str:
+    return f"<div style='background:{colour};padding:4px 8px;border-radius:4px;margin:2px 0'>{inner}</div>"
+
+
+def _picker_label(endpoint_id: str, status: str, origin: str) -> str:
+    marks = {"retired": " (retired)", "deprecated": " (deprecated)"}
+    where = {"cached": " · cached", "fal": " · from fal", "document": " · from a document"}
+    return f"{endpoint_id}{marks.get(status, '')}{where.get(origin, '')}"
