@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import GenerationError, SchemaError, SoraWidgetsError, ValidationError
 from ._version import __version__
-from .schema import DEFAULT_ENDPOINT, EndpointSchema, Field, bundled_endpoints, load_schema
+from .schema import DEFAULT_ENDPOINT, EndpointSchema, Field, bundled_endpoints, load_schema, schema_for
 
 if TYPE_CHECKING:
     from ._cli_format import Progress
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with `argv` (default: sys.argv[1:]) and return its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        schema = load_schema(_endpoint_option(args)) if _subcommand(args) == "generate" else None
+        schema = schema_for(_endpoint_option(args)) if _subcommand(args) == "generate" else None
         parser = build_parser(schema)
         try:
             options = parser.parse_args(args)
@@ -113,6 +113,15 @@ def build_parser(schema: EndpointSchema | None = None) -> argparse.ArgumentParse
                           f"bundled: {', '.join(bundled_endpoints())}")
     sch.add_argument("--json", action="store_true", help="print the fields as JSON")
     sch.set_defaults(run=_run_schema)
+
+    ends = commands.add_parser("endpoints", help="fal's video endpoints and their status",
+                               description="List endpoints: bundled, cached and (with a key) fal's "
+                                           "own, each with its status (active, deprecated, retired, "
+                                           "unknown).")
+    ends.add_argument("search", nargs="?", help="words the endpoint must mention")
+    ends.add_argument("--category", default="image-to-video",
+                      help="fal's category (default: image-to-video; 'all' for every one)")
+    ends.set_defaults(run=_run_endpoints)
 
     lab = commands.add_parser("lab", help="open the quickstart notebook in JupyterLab",
                               description="Start JupyterLab on the quickstart notebook.")
@@ -213,12 +222,17 @@ def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
     arguments = schema.validate(fields)  # before anything is recorded; submit checks images
     if options.dry_run:
         print(json.dumps(arguments, indent=2))
-        print(f"estimated cost: {format_usd(estimate_cost(schema.endpoint_id, arguments))}",
+        print(f"estimated cost: {format_usd(estimate_cost(schema, arguments))}",
               file=sys.stderr)
         return 0
+    from .endpoints import endpoint_status
+
     log = History()
     backend = resolve_backend(options.backend, history=log)
     print(backend.describe(), file=sys.stderr)
+    status = endpoint_status(schema.endpoint_id)
+    if status.status != "active":
+        print(f"endpoint status: {status}", file=sys.stderr)
     progress = Progress()
     job = submit(schema=schema, arguments=fields, backend=backend, history=log,
                  on_event=progress)
@@ -287,10 +301,19 @@ def _run_resume(options: argparse.Namespace, _schema: None) -> int:
     return EXIT_FAILED if failed else 0
 
 
+def _run_endpoints(options: argparse.Namespace, _schema: None) -> int:
+    from .endpoints import find_endpoints
+
+    category = None if options.category == "all" else options.category
+    for info in find_endpoints(options.search, category=category):
+        print(f"{info.endpoint_id}\t{info.status}\t{info.origin}\t{info.display_name}")
+    return 0
+
+
 def _run_schema(options: argparse.Namespace, _schema: None) -> int:
     from ._cli_format import schema_listing
 
-    schema = load_schema(options.endpoint)
+    schema = schema_for(options.endpoint)
     if options.json:
         rows = [{"name": f.name, "type": f.type, "required": f.required,
                  "default": f.default if f.has_default else None, "enum": f.enum,
