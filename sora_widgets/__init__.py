@@ -1,4 +1,4 @@
-"""sora-widgets: Sora 2 image-to-video on fal.ai as a notebook experience.
+"""sora-widgets: fal.ai image-to-video (Sora 2 as the reference, any fal video model) in notebooks.
 
 Schema-driven controls, a generation helper that never loses a job, an SQLite history one call
 from a DataFrame, and side-by-side comparisons. Heavy parts (widgets, pandas, video) are
@@ -16,6 +16,7 @@ from ._errors import (
     GenerationError,
     HistoryError,
     OfflineError,
+    PlatformError,
     SchemaError,
     SoraWidgetsError,
     ValidationError,
@@ -27,6 +28,10 @@ from .schema import EndpointSchema, Field, bundled_endpoints, fetch_schema, load
 #: public names served lazily: name -> "module" or "module:attribute" that defines it
 _LAZY = {
     "History": "history",
+    "EndpointInfo": "endpoints",
+    "EndpointStatus": "endpoints",
+    "endpoint_status": "endpoints",
+    "find_endpoints": "endpoints",
     "estimate_cost": "pricing",
     "Job": "jobs",
     "generate": "generation",
@@ -50,6 +55,7 @@ __all__ = sorted([
     "JobEvent",
     "JobStatus",
     "OfflineError",
+    "PlatformError",
     "SchemaError",
     "SoraWidgetsError",
     "ValidationError",
