@@ -166,7 +166,9 @@ def _local_info(endpoint_id: str, origin: str) -> EndpointInfo:
         schema = load_schema(endpoint_id)
         meta = schema.document.get("info", {}).get("x-fal-metadata", {})
         category = str(meta.get("category") or _category_from_id(endpoint_id))
-        title = entry.get("display_name") or schema.title or endpoint_id
+        own = known_endpoints()["endpoints"].get(endpoint_id, {})
+        generic = schema.title.startswith("Queue OpenAPI")  # fal's documents' title says nothing
+        title = own.get("display_name") or (None if generic else schema.title) or endpoint_id
     except (SchemaError, ValueError, OSError):  # a damaged cached document still shows by its id
         category, title = _category_from_id(endpoint_id), endpoint_id
     return EndpointInfo(endpoint_id, str(title), category, _offline_status(endpoint_id).status, origin)

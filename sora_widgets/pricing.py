@@ -15,6 +15,8 @@ Assumptions, where fal states nothing:
 - Pro at resolution `auto` is charged the 720p rate.
 - Pro at `true_1080p` (1920x1080) has no price from fal, so it has none here (estimate `None`);
   `set_price(endpoint_id, rate, resolution="true_1080p")` adds one.
+- Pixverse v5, Luma Ray 2 and Seedance 1.0 Pro (priced in video tokens) have no per-second or
+  per-video price from fal here: their estimate is unknown offline.
 - Remix is charged the Sora 2 rate per second of the remixed video, which is assumed to be as long
   as its source; the arguments do not say how long that is, so the caller passes
   `source_duration_s` or gets `None`.
@@ -44,10 +46,19 @@ _PUBLISHED: dict[str, dict[str, float]] = {
     "fal-ai/sora-2/image-to-video/pro": {"auto": 0.30, "720p": 0.30, "1080p": 0.50},
     "fal-ai/sora-2/text-to-video/pro": {"720p": 0.30, "1080p": 0.50},
     REMIX_ENDPOINT: {ANY_RESOLUTION: 0.10},
+    # Read 2026-12-01 from each endpoint's llms.txt on fal (sources in known_endpoints.json).
+    # Veo 3.1 and Kling 2.6 Pro: the rate with audio, their default (without audio is cheaper).
+    "fal-ai/veo3.1/image-to-video": {"720p": 0.40, "1080p": 0.40, "4k": 0.60},
+    "fal-ai/kling-video/v2.6/pro/image-to-video": {ANY_RESOLUTION: 0.14},
+    # Kling 2.1 Standard: $0.28 for 5 s and $0.056 per further second, i.e. $0.056 a second.
+    "fal-ai/kling-video/v2.1/standard/image-to-video": {ANY_RESOLUTION: 0.056},
+    "fal-ai/minimax/hailuo-02/standard/image-to-video": {"768P": 0.045, "512P": 0.017},
 }
 
 # endpoint id -> resolution (or ANY_RESOLUTION) -> USD per generated video, whatever its length.
-_PUBLISHED_PER_VIDEO: dict[str, dict[str, float]] = {}
+_PUBLISHED_PER_VIDEO: dict[str, dict[str, float]] = {
+    "fal-ai/wan/v2.2-a14b/image-to-video/turbo": {"720p": 0.10, "580p": 0.075, "480p": 0.05},
+}
 
 _prices: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED)
 _per_video: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED_PER_VIDEO)
@@ -96,6 +107,7 @@ def price_for(endpoint: EndpointSchema | str, arguments: Mapping[str, Any] | Non
             return live
     per_video = _per_video.get(endpoint_id)
     if per_video is not None:
+        resolution = resolution if resolution is not None else _default_resolution(endpoint_id)
         rate = per_video.get(str(resolution)) if resolution is not None else None
         rate = rate if rate is not None else per_video.get(ANY_RESOLUTION)
         if rate is not None:

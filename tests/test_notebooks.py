@@ -94,9 +94,16 @@ def check_quickstart(nb: nbformat.NotebookNode, workdir: Path) -> None:
 
 
 def check_compare_snapshots(nb: nbformat.NotebookNode, workdir: Path) -> None:
-    table = output_text(nb, "to_dataframe()")
+    plan = output_text(nb, "endpoint=MODELS")
+    assert "fal-ai/veo3.1/image-to-video" in plan and "~ duration: 5 -> '6s'" in plan
+    assert "'duration': '6s'" in output_text(nb, "arguments_for(")
+    table = output_text(nb, "table = run.to_dataframe()")
+    for endpoint in ("kling-video/v2.1", "veo3.1", "pixverse/v5"):
+        assert endpoint in table
+    assert output_text(nb, "sw.endpoint_status(endpoint)").count(": active.") == 3
+    snapshots = output_text(nb, "snapshots.to_dataframe()")
     for model in ("sora-2-2025-10-06", "sora-2-2025-12-08", "sora-2"):
-        assert model in table
+        assert model in snapshots
     assert "model_id" in output_text(nb, ".grid(")
     assert has_image(nb, ".chart(")
     report = workdir / "compare_report.html"
