@@ -98,6 +98,7 @@ class Job:
         self._submitted: float | None = None
         self._started: float | None = None
         self._future: concurrent.futures.Future[Generation] | None = None
+        self._failure: GenerationError | None = None  # what ended the job, when it failed
 
     # --- what callers read -------------------------------------------------------------------
 
@@ -159,9 +160,12 @@ class Job:
         gen = self.generation
         if gen.status is JobStatus.COMPLETED:
             return gen
+        cause = self._failure
         raise GenerationError(gen.error or f"The job ended {gen.status.value}.",
                               kind=gen.error_type or gen.status.value, endpoint_id=self.endpoint_id,
-                              request_id=gen.request_id, history_id=self.history_id, generation=gen)
+                              request_id=gen.request_id, history_id=self.history_id, generation=gen,
+                              field=cause.field if cause else None,
+                              status_code=cause.status_code if cause else None)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -243,6 +247,7 @@ class Job:
             self._finish(JobStatus.CANCELLED, error_type="cancelled",
                          error="Cancelled before a video was made.")
         except GenerationError as exc:
+            self._failure = exc
             status = JobStatus.CANCELLED if exc.kind == "cancelled" else JobStatus.FAILED
             self._finish(status, error_type=exc.kind, error=str(exc))
         except Exception as exc:  # record any other failure on the row, then let it be seen
