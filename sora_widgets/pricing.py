@@ -34,7 +34,11 @@ from typing import Any
 from ._errors import OfflineError, PlatformError, SchemaError, ValidationError
 from .schema import EndpointSchema, load_schema, to_seconds
 
-PRICES_AS_OF = "2026-11-25"
+PRICES_AS_OF = "2026-11-25"  # when the Sora 2 prices were read; the others say their own date
+_READ_ON = {endpoint: "2026-12-01" for endpoint in (
+    "fal-ai/veo3.1/image-to-video", "fal-ai/kling-video/v2.6/pro/image-to-video",
+    "fal-ai/kling-video/v2.1/standard/image-to-video",
+    "fal-ai/minimax/hailuo-02/standard/image-to-video", "fal-ai/wan/v2.2-a14b/image-to-video/turbo")}
 DEFAULT_DURATION_S = 4
 ANY_RESOLUTION = "*"
 REMIX_ENDPOINT = "fal-ai/sora-2/video-to-video/remix"
@@ -111,9 +115,10 @@ def price_for(endpoint: EndpointSchema | str, arguments: Mapping[str, Any] | Non
         rate = per_video.get(str(resolution)) if resolution is not None else None
         rate = rate if rate is not None else per_video.get(ANY_RESOLUTION)
         if rate is not None:
-            return Price(rate, "video", PRICES_AS_OF, "bundled table")
+            return Price(rate, "video", _READ_ON.get(endpoint_id, PRICES_AS_OF), "bundled table")
     rate = price_per_second(endpoint_id, resolution)
-    return None if rate is None else Price(rate, "second", PRICES_AS_OF, "bundled table")
+    when = _READ_ON.get(endpoint_id, PRICES_AS_OF) if endpoint_id not in _overridden else "set_price"
+    return None if rate is None else Price(rate, "second", when, "bundled table")
 
 
 def _live_price(endpoint_id: str, *, online: bool | None) -> Price | None:

@@ -506,6 +506,9 @@ def schema_for(endpoint: EndpointSpec, *, fetch: bool = True) -> EndpointSchema:
             return fetch_schema(endpoint)
         except OfflineError:
             raise missing from None
+        except SchemaError as fetched:
+            raise SchemaError(f"{missing} Asked for its live document, {fetched}",
+                              endpoint_id=endpoint) from None
 
 
 def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 10.0
@@ -526,7 +529,7 @@ def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 1
             "sw.EndpointSchema.from_openapi(doc).", endpoint_id=endpoint_id) from exc
     if response.status_code == 404:
         raise SchemaError(f"fal publishes no document for {endpoint_id!r} (HTTP 404): it may be "
-                          "misspelt or retired. sw.find_endpoints() lists fal's video models.",
+                          "misspelt or retired; sw.find_endpoints() lists fal's video models.",
                           endpoint_id=endpoint_id)
     if response.status_code != 200:
         raise SchemaError(f"fal answered {response.status_code} for the schema of {endpoint_id}: "

@@ -1,23 +1,45 @@
-"""A fake fal.ai queue server: HTTPS on 127.0.0.1 with a trustme CA, for tests and benchmarks.
+"""A fake fal.ai server: HTTPS on 127.0.0.1 with a trustme CA, for tests and benchmarks.
 
 It speaks the queue protocol as fal_client 1.0.3 uses it (submit, status, status stream, result,
-cancel) and serves media files. Jobs run in simulated real time (queue, then run with log lines,
-then COMPLETED). Every request is counted and recorded; faults are injected per request kind.
+cancel) for any endpoint id, serves media files, fal's Platform API (model search, pricing, cost
+estimate under /v1) and per-endpoint OpenAPI documents. Jobs run in simulated real time (queue,
+then run with log lines, then COMPLETED). Every request is counted and recorded; faults are
+injected per request kind (KINDS).
 
     fake = FakeFal().start()          # or the `fakefal` pytest fixture
-    fake.configure(queue_s=0.2, run_s=1.0, logs=["a", "b"])
+    fake.configure(queue_s=0.2, run_s=1.0, logs=["a", "b"])      # every endpoint's jobs
+    fake.configure_endpoint("fal-ai/kling-video/v2.1/standard/image-to-video",
+                            result={"video": {"url": fake.media_url("video.mp4")}})  # one endpoint
     fake.add_fault("status", Fault.http(503))
+    fake.retire("fal-ai/sora-2/image-to-video")    # submit -> 404 {"detail": "Application 'sora-2' not found"}
+    fake.add_model("acme/new-video", display_name="New", unit_price=0.07, openapi=doc)
+    fake.set_model_status("acme/new-video", "deprecated")
+    fake.add_openapi("acme/other", doc)
     ...
-    fake.count("status"), fake.requests, fake.stop()
+    fake.count("status"), fake.count("platform"), fake.requests, fake.reset(), fake.stop()
+
+Platform API (shapes from fal's "Platform APIs" OpenAPI v1, see the /v1 section below):
+    GET  /v1/models?endpoint_id=..&endpoint_id=..&q=..&category=..&status=..&limit=..&cursor=..&expand=openapi-3.0
+         -> {"models": [{"endpoint_id", "metadata": {...}, "openapi"?}], "next_cursor", "has_more"}
+    GET  /v1/models/pricing?endpoint_id=..   -> {"prices": [{"endpoint_id", "unit_price", "unit", "currency"}], ...}
+    POST /v1/models/pricing/estimate {"estimate_type": "unit_price"|"historical_api_price",
+         "endpoints": {id: {"unit_quantity"|"call_quantity": n}}} -> {"estimate_type", "total_cost", "currency"}
+    Errors: {"error": {"type": "authorization_error"|"validation_error"|"not_found"|..., "message"}}.
+    /v1/models answers without a key (fal: "Authentication: Optional"; set
+    `fake.platform_models_require_key = True` to refuse that); pricing and estimate need one (401).
+OpenAPI documents: GET /api/openapi/queue/openapi.json?endpoint_id=<id> (no auth; 404 when none).
 
 fal_client reads FAL_RUN_HOST / FAL_QUEUE_RUN_HOST at import: call `fake.environment()` and put
-it into os.environ before the first `import fal_client`.
+it into os.environ before the first `import fal_client`. It also carries SORA_WIDGETS_FAL_API_URL
+(`https://<host>/v1`) and SORA_WIDGETS_FAL_OPENAPI_URL (a template with `{endpoint_id}`).
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
+import math
 import re
 import socket
 import ssl
@@ -34,7 +56,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-KINDS = ("submit", "status", "stream", "result", "cancel", "media", "other")
+KINDS = ("submit", "status", "stream", "result", "cancel", "media", "platform", "openapi", "other")
 
 _REQUEST_PATH = re.compile(r"^/(?P<app>.+?)/requests/(?P<rid>[^/]+)(?P<rest>/status/stream|/status|/cancel)?$")
 
@@ -171,6 +193,239 @@ class Recorded:
         return json.loads(self.body) if self.body else None
 
 
+# -- the model catalog (Platform API) and OpenAPI documents ---------------------------------------
+
+APP_NAMESPACES = ("workflows", "comfy")  # fal_client's: an id under one of these has 3 app parts
+MODEL_STATUSES = ("active", "deprecated")  # fal's metadata.status enum (Platform APIs v1)
+PLATFORM_ERROR_TYPES = ("authorization_error", "validation_error", "not_found", "rate_limited",
+                        "server_error", "not_implemented")
+
+
+def platform_error(status: int, type: str, message: str) -> tuple[int, dict[str, Any]]:
+    """A Platform API error: `{"error": {"type": ..., "message": ...}}` (not the queue's detail)."""
+    return status, {"error": {"type": type, "message": message}}
+
+
+@dataclass
+class Model:
+    """One catalog entry: what GET /v1/models and /v1/models/pricing report for an endpoint."""
+
+    endpoint_id: str
+    display_name: str
+    category: str = "image-to-video"
+    status: str = "active"  # "active" | "deprecated"
+    description: str = ""
+    unit_price: float | None = None  # None: /v1/models/pricing has no price for it
+    unit: str = "second"
+    currency: str = "USD"
+    call_price: float | None = None  # per call, for historical_api_price (default: unit_price)
+    tags: tuple[str, ...] = ()
+    date: str = "2025-10-06T00:00:00Z"
+    updated_at: str = "2026-08-01T00:00:00Z"
+
+    def entry(self, fake: FakeFal, *, authenticated: bool) -> dict[str, Any]:
+        """The model object of a /v1/models answer (without expansions)."""
+        return {"endpoint_id": self.endpoint_id, "metadata": {
+            "display_name": self.display_name, "category": self.category,
+            "description": self.description, "status": self.status, "tags": list(self.tags),
+            "updated_at": self.updated_at, "is_favorited": False if authenticated else None,
+            "thumbnail_url": fake.media_url("thumbnail.webp"),
+            "model_url": f"{fake.base_url}/{self.endpoint_id}", "license_type": "commercial",
+            "date": self.date, "highlighted": False, "kind": "inference", "pinned": False}}
+
+
+def _schema_name(endpoint_id: str) -> str:
+    parts = endpoint_id.split("/")
+    words = re.split(r"[^A-Za-z0-9]+", "/".join(parts[1:] or parts))
+    return "".join(w[:1].upper() + w[1:] for w in words if w) or "Endpoint"
+
+
+def _file_schema(title: str, *, video: bool) -> dict[str, Any]:
+    def nullable(kind: str, text: str) -> dict[str, Any]:
+        return {"anyOf": [{"type": kind}, {"type": "null"}], "description": text}
+    props: dict[str, Any] = {
+        "url": {"title": "Url", "type": "string", "description": "The URL where the file can be downloaded from."},
+        "content_type": nullable("string", "The mime type of the file."),
+        "file_name": nullable("string", "The name of the file. It will be auto-generated if not provided."),
+        "file_size": nullable("integer", "The size of the file in bytes.")}
+    if video:
+        props.update(width=nullable("integer", "The width of the video"), height=nullable("integer", "The height of the video"),
+                     fps=nullable("number", "The FPS of the video"), duration=nullable("number", "The duration of the video"),
+                     num_frames=nullable("integer", "The number of frames in the video"))
+    return {"title": title, "type": "object", "x-fal-order-properties": list(props), "properties": props,
+            "required": ["url"]}
+
+
+def openapi_document(endpoint_id: str, inputs: dict[str, dict[str, Any]], *, required: tuple[str, ...] = ("prompt",),
+                     outputs: dict[str, dict[str, Any]] | None = None, output_required: tuple[str, ...] = ("video",),
+                     category: str = "image-to-video") -> dict[str, Any]:
+    """A queue OpenAPI document in the shape fal serves per endpoint (`info.x-fal-metadata`,
+    `components.schemas.<Name>Input/<Name>Output`, VideoFile/ImageFile, the four queue paths).
+    `inputs` / `outputs` map property names to JSON schemas (order kept: x-fal-order-properties);
+    the default output is `{"video": VideoFile}`."""
+    name = _schema_name(endpoint_id)
+    ref = "#/components/schemas/"
+    if outputs is None:
+        outputs = {"video": {"title": "Video", "description": "The generated video", "allOf": [{"$ref": ref + "VideoFile"}]}}
+    props = {k: {"title": k.replace("_", " ").title(), **v} for k, v in inputs.items()}
+    out_props = {k: {"title": k.replace("_", " ").title(), **v} for k, v in outputs.items()}
+    request_id = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string", "description": "Request ID"}}
+    queue_status = {"200": {"description": "The request status.",
+                            "content": {"application/json": {"schema": {"$ref": ref + "QueueStatus"}}}}}
+    return {
+        "openapi": "3.0.4",
+        "info": {"title": f"Queue OpenAPI for {endpoint_id}", "version": "1.0.0",
+                 "description": f"The OpenAPI schema for the {endpoint_id} queue.",
+                 "x-fal-metadata": {"endpointId": endpoint_id, "category": category,
+                                    "playgroundUrl": f"https://fal.ai/models/{endpoint_id}",
+                                    "documentationUrl": f"https://fal.ai/models/{endpoint_id}/api"}},
+        "components": {
+            "securitySchemes": {"apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                               "description": 'Fal Key, e.g. "Key <key>"'}},
+            "schemas": {
+                "QueueStatus": {"type": "object", "required": ["status", "request_id"], "properties": {
+                    "status": {"type": "string", "enum": ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]},
+                    "request_id": {"type": "string", "description": "The request id."},
+                    "response_url": {"type": "string"}, "status_url": {"type": "string"},
+                    "cancel_url": {"type": "string"}, "logs": {"type": "object", "additionalProperties": True},
+                    "metrics": {"type": "object", "additionalProperties": True},
+                    "queue_position": {"type": "integer"}}},
+                f"{name}Input": {"title": f"{name}Input", "type": "object", "x-fal-order-properties": list(props),
+                                 "properties": props, "required": list(required)},
+                f"{name}Output": {"title": f"{name}Output", "type": "object", "x-fal-order-properties": list(out_props),
+                                  "properties": out_props, "required": list(output_required)},
+                "VideoFile": _file_schema("VideoFile", video=True),
+                "ImageFile": _file_schema("ImageFile", video=False)}},
+        "paths": {
+            f"/{endpoint_id}/requests/{{request_id}}/status": {"get": {"parameters": [request_id, {
+                "name": "logs", "in": "query", "required": False,
+                "schema": {"type": "number", "description": "Whether to include logs (`1`) in the response or not (`0`)."}}],
+                "responses": queue_status}},
+            f"/{endpoint_id}/requests/{{request_id}}/cancel": {"put": {"parameters": [request_id], "responses": {
+                "200": {"description": "The request was cancelled.", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"success": {"type": "boolean"}}}}}}}}},
+            f"/{endpoint_id}": {"post": {"requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"{ref}{name}Input"}}}}, "responses": queue_status}},
+            f"/{endpoint_id}/requests/{{request_id}}": {"get": {"parameters": [request_id], "responses": {
+                "200": {"description": "Result of the request.", "content": {"application/json": {
+                    "schema": {"$ref": f"{ref}{name}Output"}}}}}}}},
+        "servers": [{"url": "https://queue.fal.run"}],
+        "security": [{"apiKeyAuth": []}],
+    }
+
+
+def _enum(values: list[Any], default: Any, text: str, kind: str = "string") -> dict[str, Any]:
+    return {"type": kind, "enum": values, "default": default, "description": text}
+
+
+_PROMPT = {"type": "string", "description": "The text prompt describing the video you want to generate",
+           "minLength": 1, "maxLength": 2500}
+_IMAGE = {"type": "string", "description": "URL of the image to use as the first frame",
+          "examples": ["https://storage.googleapis.com/falserverless/example_inputs/image.png"]}
+
+# endpoint -> (display name, unit price per second or per video, unit, description, inputs of its document)
+_ACTIVE_IMAGE_TO_VIDEO: dict[str, tuple[str, float, str, str, dict[str, dict[str, Any]]]] = {
+    "fal-ai/kling-video/v2.1/standard/image-to-video": (
+        "Kling 2.1 (standard)", 0.05, "second", "Image-to-video with Kling 2.1 Standard.", {
+            "prompt": _PROMPT, "image_url": _IMAGE,
+            "duration": _enum(["5", "10"], "5", "The duration of the generated video in seconds"),
+            "negative_prompt": {"type": "string", "default": "blur, distort, and low quality", "maxLength": 2500},
+            "cfg_scale": {"type": "number", "default": 0.5, "minimum": 0, "maximum": 1,
+                          "description": "How closely the model sticks to the prompt"}}),
+    "fal-ai/veo3.1/image-to-video": (
+        "Veo 3.1", 0.40, "second", "Google Veo 3.1: animate an image into a video with sound.", {
+            "prompt": {**_PROMPT, "maxLength": 20000}, "image_url": _IMAGE,
+            "aspect_ratio": _enum(["auto", "9:16", "16:9"], "auto", "The aspect ratio of the generated video"),
+            "duration": _enum(["4s", "6s", "8s"], "8s", "The duration of the generated video"),
+            "negative_prompt": {"type": "string", "description": "What to avoid"},
+            "resolution": _enum(["720p", "1080p"], "720p", "The resolution of the generated video"),
+            "generate_audio": {"type": "boolean", "default": True, "description": "Whether to generate audio"},
+            "seed": {"type": "integer", "description": "Random seed"}}),
+    "fal-ai/pixverse/v5/image-to-video": (
+        "PixVerse v5", 0.30, "video", "PixVerse v5 image-to-video.", {
+            "prompt": {**_PROMPT, "maxLength": 2048}, "image_url": _IMAGE,
+            "resolution": _enum(["360p", "540p", "720p", "1080p"], "720p", "The resolution of the generated video"),
+            "duration": _enum(["5", "8", "10"], "5", "The duration of the generated video in seconds"),
+            "negative_prompt": {"type": "string", "default": ""},
+            "seed": {"type": "integer"}}),
+    "fal-ai/minimax/hailuo-02/standard/image-to-video": (
+        "MiniMax Hailuo 02 (standard)", 0.045, "second", "MiniMax Hailuo-02 image-to-video, 768p.", {
+            "prompt": {**_PROMPT, "maxLength": 2000}, "image_url": _IMAGE,
+            "duration": _enum(["6", "10"], "6", "The duration of the video in seconds"),
+            "prompt_optimizer": {"type": "boolean", "default": True, "description": "Whether to use the prompt optimizer"},
+            "resolution": _enum(["512P", "768P"], "768P", "The resolution of the generated video")}),
+}
+
+# Sora 2: the upstream model is shut down (2026-09-24); fal's status enum has no "removed", so it
+# is "deprecated" here. Its queue still works in the fake unless a test calls fake.retire(...).
+_SORA_2: dict[str, tuple[str, str, float]] = {
+    "fal-ai/sora-2/image-to-video": ("Sora 2", "image-to-video", 0.10),
+    "fal-ai/sora-2/image-to-video/pro": ("Sora 2 Pro", "image-to-video", 0.30),
+    "fal-ai/sora-2/text-to-video": ("Sora 2", "text-to-video", 0.10),
+    "fal-ai/sora-2/text-to-video/pro": ("Sora 2 Pro", "text-to-video", 0.30),
+    "fal-ai/sora-2/video-to-video/remix": ("Sora 2 Remix", "video-to-video", 0.10),
+}
+
+_BUNDLED_SCHEMAS = Path(__file__).resolve().parents[1] / "sora_widgets" / "schemas"
+_doc_cache: dict[str, dict[str, Any] | None] = {}
+
+
+def _bundled_doc(endpoint_id: str) -> dict[str, Any] | None:
+    """The package's bundled OpenAPI document for a Sora 2 endpoint, read once (None if absent)."""
+    if endpoint_id not in _doc_cache:
+        path = _BUNDLED_SCHEMAS / (endpoint_id.replace("/", "__") + ".json")
+        try:
+            _doc_cache[endpoint_id] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _doc_cache[endpoint_id] = None
+    doc = _doc_cache[endpoint_id]
+    return json.loads(json.dumps(doc)) if doc is not None else None
+
+
+def default_catalog() -> tuple[dict[str, Model], dict[str, dict[str, Any]]]:
+    """The models and OpenAPI documents a fresh (or reset) fake serves."""
+    models: dict[str, Model] = {}
+    docs: dict[str, dict[str, Any]] = {}
+    for endpoint_id, (name, category, price) in _SORA_2.items():
+        models[endpoint_id] = Model(endpoint_id, name, category=category, status="deprecated", unit_price=price,
+                                    description=f"OpenAI's {name} ({category.replace('-', ' ')}).",
+                                    tags=("pro",) if endpoint_id.endswith("/pro") else ())
+        doc = _bundled_doc(endpoint_id)
+        if doc is not None:
+            docs[endpoint_id] = doc
+    for endpoint_id, (name, price, unit, text, inputs) in _ACTIVE_IMAGE_TO_VIDEO.items():
+        models[endpoint_id] = Model(endpoint_id, name, unit_price=price, unit=unit, description=text)
+        docs[endpoint_id] = openapi_document(endpoint_id, inputs, required=("prompt", "image_url"))
+    return models, docs
+
+
+def _encode_cursor(page: int) -> str:
+    return base64.b64encode(str(page).encode()).decode()  # fal's cursor "encodes the page number": "Mg==" is 2
+
+
+def _decode_cursor(cursor: str) -> int | None:
+    try:
+        page = int(base64.b64decode(cursor.encode(), validate=True).decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return page if page >= 1 else None
+
+
+def _multi(query: dict[str, list[str]], name: str) -> list[str]:
+    """A repeatable query parameter, also accepting comma-separated values; order kept, no repeats."""
+    out: list[str] = []
+    for value in query.get(name, []):
+        for item in value.split(","):
+            item = item.strip()
+            if item and item not in out:
+                out.append(item)
+    return out
+
+
+def _words(text: str) -> str:
+    return " ".join(re.split(r"[^a-z0-9]+", text.lower()))
+
+
 class FakeFal:
     """The control object: start/stop the server, configure jobs, inject faults, read counts."""
 
@@ -232,9 +487,22 @@ class FakeFal:
     def base_url(self) -> str:
         return f"https://{self.host}"
 
+    @property
+    def api_url(self) -> str:
+        """The Platform API base, standing for https://api.fal.ai/v1."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def openapi_url_template(self) -> str:
+        """Where the fake serves OpenAPI documents, with a literal `{endpoint_id}` to fill in."""
+        return f"{self.base_url}/api/openapi/queue/openapi.json?endpoint_id={{endpoint_id}}"
+
     def environment(self) -> dict[str, str]:
-        """The variables that point fal_client (and httpx) at this fake."""
-        return {"FAL_RUN_HOST": self.host, "FAL_QUEUE_RUN_HOST": self.host, "SSL_CERT_FILE": self.ca_path}
+        """The variables that point fal_client (and httpx), and sora_widgets' Platform API and
+        OpenAPI look-ups, at this fake."""
+        return {"FAL_RUN_HOST": self.host, "FAL_QUEUE_RUN_HOST": self.host, "SSL_CERT_FILE": self.ca_path,
+                "SORA_WIDGETS_FAL_API_URL": self.api_url,
+                "SORA_WIDGETS_FAL_OPENAPI_URL": self.openapi_url_template}
 
     def media_url(self, name: str) -> str:
         return f"{self.base_url}/media/{name}"
@@ -242,10 +510,15 @@ class FakeFal:
     # configuration ---------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget jobs, faults, counts and recorded requests; back to the default job spec."""
+        """Forget jobs, faults, counts and recorded requests; back to the default job spec, no
+        per-endpoint specs, nothing retired, and the default model catalog and documents."""
         with self._lock:
             self.spec = JobSpec()
-            self._next_specs: collections.deque[JobSpec] = collections.deque()
+            self._next_specs: collections.deque[tuple[JobSpec, frozenset[str]]] = collections.deque()
+            self._endpoint_fields: dict[str, dict[str, Any]] = {}
+            self._retired: dict[str, tuple[int, Any]] = {}
+            self.models, self.openapi_docs = default_catalog()
+            self.platform_models_require_key = False  # fal: GET /v1/models works without a key
             self._faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
             self._refuse = 0
             self.jobs: dict[str, Job] = {}
@@ -263,9 +536,73 @@ class FakeFal:
             return self.spec
 
     def add_job(self, **fields: Any) -> None:
-        """Queue a one-off JobSpec (default spec plus these fields) for the next submission."""
+        """Queue a one-off JobSpec (default spec plus these fields) for the next submission (to
+        any endpoint; a configure_endpoint() field it does not name still applies)."""
         with self._lock:
-            self._next_specs.append(replace(self.spec, **_spec_fields(fields)))
+            self._next_specs.append((replace(self.spec, **_spec_fields(fields)), frozenset(fields)))
+
+    def configure_endpoint(self, endpoint_id: str, **fields: Any) -> JobSpec:
+        """JobSpec fields for jobs submitted to this one endpoint (exact id), over the default
+        spec: e.g. `result={"videos": [...]}` or `error=validation_error(...)`. Calling it again
+        adds to the fields; `reset()` forgets them. Returns the spec such a job gets now."""
+        JobSpec(**_spec_fields(dict(fields)))  # unknown field names fail here
+        with self._lock:
+            merged = {**self._endpoint_fields.get(endpoint_id, {}), **_spec_fields(fields)}
+            self._endpoint_fields[endpoint_id] = merged
+            return replace(self.spec, **merged)
+
+    def retire(self, *endpoint_ids: str, status: int = 404, detail: Any = None) -> None:
+        """Make a submit to these endpoints (or to any id below one, e.g. "fal-ai/sora-2") answer
+        `status` with `{"detail": detail}`; no job is created. The default detail is fal's
+        "Application '<alias>' not found". Jobs already submitted keep working."""
+        with self._lock:
+            for endpoint_id in endpoint_ids:
+                endpoint_id = endpoint_id.strip("/")
+                text = detail if detail is not None else f"Application '{_app_alias(endpoint_id)}' not found"
+                self._retired[endpoint_id] = (status, {"detail": text})
+
+    def unretire(self, *endpoint_ids: str) -> None:
+        """Undo retire() for these ids."""
+        with self._lock:
+            for endpoint_id in endpoint_ids:
+                self._retired.pop(endpoint_id.strip("/"), None)
+
+    def add_model(self, endpoint_id: str, *, display_name: str | None = None, category: str = "image-to-video",
+                  status: str = "active", description: str = "", unit_price: float | None = None,
+                  unit: str = "second", openapi: dict[str, Any] | None = None, currency: str = "USD",
+                  call_price: float | None = None, tags: tuple[str, ...] = ()) -> Model:
+        """Add (or replace) a catalog entry for the Platform API; `unit_price` None means no
+        price; `openapi` also registers its document (see add_openapi)."""
+        if status not in MODEL_STATUSES:
+            raise ValueError(f"fal's model status is one of {MODEL_STATUSES}, not {status!r}")
+        model = Model(endpoint_id, display_name or endpoint_id.rsplit("/", 1)[-1], category=category, status=status,
+                      description=description, unit_price=unit_price, unit=unit, currency=currency,
+                      call_price=call_price, tags=tuple(tags))
+        with self._lock:
+            self.models[endpoint_id] = model
+            if openapi is not None:
+                self.openapi_docs[endpoint_id] = openapi
+        return model
+
+    def remove_model(self, endpoint_id: str) -> None:
+        """Drop a catalog entry (its OpenAPI document stays; add_openapi(id, None) drops that)."""
+        with self._lock:
+            self.models.pop(endpoint_id, None)
+
+    def set_model_status(self, endpoint_id: str, status: str) -> None:
+        """Change a catalog entry's metadata.status ("active" or "deprecated")."""
+        if status not in MODEL_STATUSES:
+            raise ValueError(f"fal's model status is one of {MODEL_STATUSES}, not {status!r}")
+        with self._lock:
+            self.models[endpoint_id] = replace(self.models[endpoint_id], status=status)
+
+    def add_openapi(self, endpoint_id: str, doc: dict[str, Any] | None) -> None:
+        """Serve `doc` at /api/openapi/queue/openapi.json?endpoint_id=<id> (None: serve a 404)."""
+        with self._lock:
+            if doc is None:
+                self.openapi_docs.pop(endpoint_id, None)
+            else:
+                self.openapi_docs[endpoint_id] = doc
 
     def add_fault(self, kind: str, fault: Fault, times: int = 1) -> None:
         """Apply `fault` to the next `times` requests of `kind` (one of KINDS)."""
@@ -308,15 +645,28 @@ class FakeFal:
 
     def _new_job(self, app: str, arguments: Any) -> Job:
         with self._lock:
-            spec = self._next_specs.popleft() if self._next_specs else self.spec
+            overlay = self._endpoint_fields.get(app, {})
+            if self._next_specs:
+                one_off, named = self._next_specs.popleft()
+                spec = replace(one_off, **{k: v for k, v in overlay.items() if k not in named})
+            else:
+                spec = replace(self.spec, **overlay) if overlay else self.spec
             job = Job(request_id=str(uuid.uuid4()), app=app, arguments=arguments, spec=spec,
                       created=time.monotonic(), created_wall=datetime.now(timezone.utc))
             self.jobs[job.request_id] = job
             return job
 
+    def _retired_answer(self, app: str) -> tuple[int, Any] | None:
+        with self._lock:
+            for endpoint_id, answer in self._retired.items():
+                if app == endpoint_id or app.startswith(endpoint_id + "/"):
+                    return answer
+            return None
+
     def _urls(self, app: str, rid: str) -> dict[str, str]:
         parts = app.split("/")
-        base = f"{self.base_url}/{'/'.join(parts[:2])}/requests/{rid}"
+        keep = 3 if parts[0] in APP_NAMESPACES else 2
+        base = f"{self.base_url}/{'/'.join(parts[:keep])}/requests/{rid}"
         return {"response_url": base, "status_url": base + "/status", "cancel_url": base + "/cancel"}
 
     def _status(self, job: Job, with_logs: bool, now: float | None = None) -> dict[str, Any]:
@@ -351,6 +701,131 @@ class FakeFal:
             "thumbnail": {"url": self.media_url("thumbnail.webp"), "content_type": "image/webp"},
             "spritesheet": {"url": self.media_url("spritesheet.webp"), "content_type": "image/webp"},
         }
+
+
+    # the Platform API (/v1) and OpenAPI documents -------------------------------------------------
+
+    def _platform(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
+                  authenticated: bool) -> tuple[int, Any]:
+        route = path.rstrip("/")
+        routes = {"/v1/models": ("GET", self._models), "/v1/models/pricing": ("GET", self._pricing),
+                  "/v1/models/pricing/estimate": ("POST", self._estimate)}
+        if route not in routes:
+            return platform_error(404, "not_found", f"No route {path}")
+        allowed, handler = routes[route]
+        if method != allowed:
+            return platform_error(405, "validation_error", f"{method} is not allowed on {path}; use {allowed}")
+        return handler(query, body, authenticated)
+
+    def _models(self, query: dict[str, list[str]], body: bytes, authenticated: bool) -> tuple[int, Any]:
+        ids = _multi(query, "endpoint_id")
+        if len(ids) > 50:
+            return platform_error(400, "validation_error", "endpoint_id accepts 1-50 values")
+        text = (query.get("q") or query.get("search") or [""])[0]
+        category = (query.get("category") or [""])[0]
+        status = (query.get("status") or [""])[0]
+        if status and status not in MODEL_STATUSES:
+            return platform_error(400, "validation_error", f"status must be one of {', '.join(MODEL_STATUSES)}")
+        try:
+            limit = int((query.get("limit") or ["50"])[0])
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            return platform_error(400, "validation_error", "limit must be an integer >= 1")
+        page = 1
+        if query.get("cursor"):
+            decoded = _decode_cursor(query["cursor"][0])
+            if decoded is None:
+                return platform_error(400, "validation_error", "Invalid cursor")
+            page = decoded
+        expand = _multi(query, "expand")
+        words = _words(text).split()
+        with self._lock:
+            found = [m for m in self.models.values()
+                     if (not ids or m.endpoint_id in ids)
+                     and (not category or m.category == category)
+                     and (not status or m.status == status)
+                     and all(w in _words(" ".join((m.endpoint_id, m.display_name, m.description, m.category, *m.tags)))
+                             for w in words)]
+            if ids:  # find mode answers in the order asked
+                found.sort(key=lambda m: ids.index(m.endpoint_id))
+            start = (page - 1) * limit
+            chunk = found[start:start + limit]
+            has_more = start + limit < len(found)
+            out = []
+            for m in chunk:
+                entry = m.entry(self, authenticated=authenticated)
+                if "openapi-3.0" in expand:
+                    doc = self.openapi_docs.get(m.endpoint_id)
+                    entry["openapi"] = json.loads(json.dumps(doc)) if doc is not None else {"error": {
+                        "code": "expansion_failed", "message": f"No OpenAPI schema for {m.endpoint_id}"}}
+                if "enterprise_status" in expand:
+                    entry["enterprise_status"] = "ready" if m.status == "active" else "pending"
+                out.append(entry)
+        return 200, {"models": out, "next_cursor": _encode_cursor(page + 1) if has_more else None, "has_more": has_more}
+
+    def _pricing(self, query: dict[str, list[str]], body: bytes, authenticated: bool) -> tuple[int, Any]:
+        ids = _multi(query, "endpoint_id")
+        if not ids:
+            return platform_error(400, "validation_error", "endpoint_id is required")
+        if len(ids) > 50:
+            return platform_error(400, "validation_error", "endpoint_id accepts 1-50 values")
+        with self._lock:
+            prices = [{"endpoint_id": m.endpoint_id, "unit_price": m.unit_price, "unit": m.unit, "currency": m.currency}
+                      for m in (self.models.get(i) for i in ids) if m is not None and m.unit_price is not None]
+        return 200, {"prices": prices, "next_cursor": None, "has_more": False}
+
+    def _estimate(self, query: dict[str, list[str]], body: bytes, authenticated: bool) -> tuple[int, Any]:
+        try:
+            request = json.loads(body or b"null")
+        except ValueError:
+            return platform_error(400, "validation_error", "Body is not JSON")
+        if not isinstance(request, dict):
+            return platform_error(400, "validation_error", "Body must be a JSON object")
+        kind = request.get("estimate_type")
+        quantity_key = {"historical_api_price": "call_quantity", "unit_price": "unit_quantity"}.get(kind)
+        if quantity_key is None:
+            return platform_error(400, "validation_error", "estimate_type must be historical_api_price or unit_price")
+        endpoints = request.get("endpoints")
+        if not isinstance(endpoints, dict) or not endpoints:
+            return platform_error(400, "validation_error", "endpoints must map endpoint ids to quantities")
+        total = 0.0
+        currency = "USD"
+        with self._lock:
+            for endpoint_id, item in endpoints.items():
+                qty = item.get(quantity_key) if isinstance(item, dict) else None
+                ok = (isinstance(qty, int) and not isinstance(qty, bool) and qty >= 1) if kind == "historical_api_price" \
+                    else (isinstance(qty, (int, float)) and not isinstance(qty, bool) and math.isfinite(qty) and qty >= 1e-6)
+                if not ok:
+                    return platform_error(400, "validation_error",
+                                          f"endpoints[{endpoint_id!r}].{quantity_key} is missing or out of range")
+                model = self.models.get(endpoint_id)
+                price = None if model is None else (
+                    model.call_price if kind == "historical_api_price" and model.call_price is not None else model.unit_price)
+                if model is None or price is None:
+                    return platform_error(404, "not_found", f"No pricing found for endpoint '{endpoint_id}'")
+                total += price * qty
+                currency = model.currency
+        return 200, {"estimate_type": kind, "total_cost": round(total, 6), "currency": currency}
+
+    def _openapi(self, method: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if method != "GET":
+            return 405, {"detail": "Method not allowed"}
+        endpoint_id = (query.get("endpoint_id") or [""])[0].strip("/")
+        if not endpoint_id:
+            return 400, {"detail": "endpoint_id is required"}
+        with self._lock:
+            doc = self.openapi_docs.get(endpoint_id)
+        if doc is None:
+            return 404, {"detail": f"No OpenAPI schema found for endpoint '{endpoint_id}'"}
+        return 200, doc
+
+
+def _app_alias(endpoint_id: str) -> str:
+    parts = endpoint_id.split("/")
+    if parts[0] in APP_NAMESPACES and len(parts) > 2:
+        return parts[2]
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
 def _spec_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -428,18 +903,47 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.action in ("http", "nginx"):
             self._send_fault(fault)
             return
+        if kind == "platform":
+            authenticated = self._platform_authorised(url.path)
+            if authenticated is None:
+                return
+            status, payload = self.fake._platform(self.command, url.path, rec.query, body, authenticated)
+            self._finish(status, payload, "application/json", fault)
+            return
+        if kind == "openapi":
+            status, payload = self.fake._openapi(self.command, rec.query)
+            self._finish(status, payload, "application/json", fault)
+            return
         if kind != "media" and not self._authorised():
             return
         if kind == "stream":
             self._stream(match, fault)
             return
         status, payload, ctype = self._answer(kind, url.path, match, rec)
+        self._finish(status, payload, ctype, fault)
+
+    def _finish(self, status: int, payload: Any, ctype: str, fault: Fault | None) -> None:
         if fault is not None and fault.action == "drop_after":
             self._drop()
             return
         if fault is not None and fault.action == "delay":
             time.sleep(fault.seconds)
         self._send(status, payload, ctype)
+
+    def _platform_authorised(self, path: str) -> bool | None:
+        """True with a good key, False with none where fal allows that (/v1/models), else None
+        after answering 401 in the Platform API's error shape."""
+        auth = self.headers.get("Authorization")
+        if auth is None:
+            if path.rstrip("/") == "/v1/models" and not self.fake.platform_models_require_key:
+                return False
+            self._send(*platform_error(401, "authorization_error", "Authentication required"))
+            return None
+        scheme, _, key = auth.partition(" ")
+        if scheme != "Key" or not key or (self.fake.accepted_keys is not None and key not in self.fake.accepted_keys):
+            self._send(*platform_error(401, "authorization_error", "Invalid API key"))
+            return None
+        return True
 
     def _authorised(self) -> bool:
         auth = self.headers.get("Authorization", "")
@@ -455,6 +959,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, kind: str, path: str, match: re.Match[str] | None, rec: Recorded) -> tuple[int, Any, str]:
         fake = self.fake
         if kind == "submit":
+            retired = fake._retired_answer(path.strip("/"))
+            if retired is not None:
+                return retired[0], retired[1], "application/json"
             try:
                 arguments = json.loads(rec.body or b"{}")
             except ValueError:
@@ -563,6 +1070,10 @@ class _Handler(BaseHTTPRequestHandler):
 def _kind(method: str, path: str, match: re.Match[str] | None) -> str:
     if method == "GET" and path.startswith("/media/"):
         return "media"
+    if path == "/v1" or path.startswith("/v1/"):
+        return "platform"
+    if path == "/api/openapi/queue/openapi.json":
+        return "openapi"
     if match is None:
         return "submit" if method == "POST" else "other"
     rest = match["rest"] or ""

@@ -170,7 +170,7 @@ def test_pricing_and_estimate_need_a_key_and_models_answer_without_one(fakefal: 
     fakefal.platform_models_require_key = True
     assert anon.get("/models").status_code == 401
     assert http.get("/models").status_code == 200
-    assert fakefal.count("platform") == 6
+    assert fakefal.count("platform") == 7
 
 
 # -- pricing and estimate ------------------------------------------------------------------------
@@ -301,6 +301,7 @@ def test_cancel_and_errors_on_any_endpoint(fakefal: FakeFal, client: fal_client.
     assert info.value.status_code == 422
     fakefal.add_job(error=None)  # a one-off names `error`; the endpoint's queue_s/run_s still apply
     assert client.subscribe(pixverse, {"prompt": "p"})["video"]
-    assert fakefal.jobs[fakefal.of_kind("submit")[-1].json and list(fakefal.jobs)[-1]].spec.run_s == 0.05
+    last = list(fakefal.jobs.values())[-1]
+    assert last.spec.run_s == 0.05 and last.spec.error is None
     with pytest.raises(TypeError):
         fakefal.configure_endpoint(pixverse, no_such_field=1)

@@ -8,10 +8,11 @@ import sys
 import sora_widgets as sw
 
 EXPECTED = {
-    "BudgetError", "CredentialsError", "EndpointSchema", "Field", "Generation", "GenerationError",
-    "History", "HistoryError", "Job", "JobEvent", "JobStatus", "OfflineError", "Panel",
-    "SchemaError", "SoraWidgetsError", "Sweep", "ValidationError", "__version__",
-    "bundled_endpoints", "estimate_cost", "fetch_schema", "generate", "generate_async",
+    "BudgetError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "Field",
+    "Generation", "GenerationError", "History", "HistoryError", "Job", "JobEvent", "JobStatus",
+    "OfflineError", "Panel", "PlatformError", "SchemaError", "SoraWidgetsError", "Sweep",
+    "ValidationError", "__version__", "bundled_endpoints", "endpoint_status", "estimate_cost",
+    "fetch_schema", "find_endpoints", "generate", "generate_async",
     "load_schema", "metrics", "resume", "submit", "sweep",
 }
 
