@@ -158,20 +158,23 @@ def find_endpoints(search: str | None = None, category: str | None = "image-to-v
 
 
 def _local_info(endpoint_id: str, origin: str) -> EndpointInfo:
-    """What the bundled knowledge and the endpoint's own document say about a local endpoint."""
+    """What the bundled knowledge (else the endpoint's own document) says about a local endpoint;
+    known endpoints are described without reading their documents, so a panel opens fast."""
     from .schema import load_schema
 
-    entry = _known(endpoint_id) or {}
-    try:
-        schema = load_schema(endpoint_id)
-        meta = schema.document.get("info", {}).get("x-fal-metadata", {})
-        category = str(meta.get("category") or _category_from_id(endpoint_id))
-        own = known_endpoints()["endpoints"].get(endpoint_id, {})
-        generic = schema.title.startswith("Queue OpenAPI")  # fal's documents' title says nothing
-        title = own.get("display_name") or (None if generic else schema.title) or endpoint_id
-    except (SchemaError, ValueError, OSError):  # a damaged cached document still shows by its id
-        category, title = _category_from_id(endpoint_id), endpoint_id
-    return EndpointInfo(endpoint_id, str(title), category, _offline_status(endpoint_id).status, origin)
+    own = known_endpoints()["endpoints"].get(endpoint_id)
+    category, title = _category_from_id(endpoint_id), (own or {}).get("display_name")
+    if not (own or _known(endpoint_id)) or not category:
+        try:
+            schema = load_schema(endpoint_id)
+            meta = schema.document.get("info", {}).get("x-fal-metadata", {})
+            category = str(meta.get("category") or category)
+            generic = schema.title.startswith("Queue OpenAPI")  # fal's titles say nothing
+            title = title or (None if generic else schema.title)
+        except (SchemaError, ValueError, OSError):  # a damaged cached document still shows
+            pass
+    return EndpointInfo(endpoint_id, str(title or endpoint_id), category,
+                        _offline_status(endpoint_id).status, origin)
 
 
 def _category_from_id(endpoint_id: str) -> str:
