@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ValidationError
-from .schema import EndpointSchema, Field, _bounds_phrase, _show, did_you_mean
+from .schema import EndpointSchema, Field, _bounds_phrase, _show, did_you_mean, to_seconds
 
 _INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
 _NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
@@ -56,9 +56,15 @@ def validate(schema: EndpointSchema, arguments: Mapping[str, Any]) -> dict[str, 
 
 def check_value(f: Field, value: Any) -> Any:
     """The normalised value of one field, or _Problem saying what is wrong and what is allowed."""
-    value = _coerce(f.type, value)
+    allowed = f"must be one of {', '.join(_show(v) for v in f.enum)}" if f.enum is not None else ""
+    try:
+        value = _coerce(f.type, _spelled_as_enum(f, value))
+    except _Problem:
+        if not allowed or f.type != "string":  # "must be a whole number" says more there
+            raise
+        raise _Problem(f"{allowed} (got {_show(value)})") from None
     if f.enum is not None and value not in f.enum:
-        raise _Problem(f"must be one of {', '.join(_show(v) for v in f.enum)} (got {_show(value)})")
+        raise _Problem(f"{allowed} (got {_show(value)})")
     if f.type in ("integer", "number"):
         _check_bounds(f, value)
     elif f.type == "string":
@@ -66,6 +72,14 @@ def check_value(f: Field, value: Any) -> Any:
     elif f.type == "array":
         value = _check_items(f, value)
     return value
+
+
+def _spelled_as_enum(f: Field, value: Any) -> Any:
+    """A number for a text enum of lengths ("5", "10" or "4s", "8s") becomes the option that means
+    it, as "8" becomes 8 for an integer field; anything else is returned as it is."""
+    if f.enum is None or f.type != "string" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return next((option for option in f.enum if to_seconds(option) == value), value)
 
 
 def _coerce(type_: str, value: Any) -> Any:

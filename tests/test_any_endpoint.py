@@ -138,3 +138,14 @@ def test_media_are_found_whatever_the_output_calls_them() -> None:
     assert [(m.role, m.kind) for m in found] == [("videos[0]", "video"), ("videos[1]", "video"),
                                                  ("image", "image")]
     assert found[2].file_size == 12
+
+
+def test_a_number_for_a_text_enum_of_lengths_becomes_the_option_that_means_it() -> None:
+    veo = sw.load_schema("fal-ai/veo3.1/image-to-video")  # durations "4s", "6s", "8s"
+    base = {"prompt": "x", "image_url": "https://e.com/a.png"}
+    assert veo.validate({**base, "duration": 6})["duration"] == "6s"
+    kling = sw.load_schema("fal-ai/kling-video/v2.1/standard/image-to-video")  # "5", "10"
+    assert kling.validate({**base, "duration": 10})["duration"] == "10"
+    with pytest.raises(sw.ValidationError) as caught:
+        kling.validate({**base, "duration": 7})
+    assert caught.value.errors == [("duration", 'must be one of "5", "10" (got 7)')]

@@ -382,9 +382,10 @@ def test_quickstart_panel_on_fal_plays_the_fake_servers_video(fal_lab: Lab,
     # the card shows the copy the kernel downloaded beside the notebook, served by Jupyter
     assert state["src"].startswith(fal_lab.url) and "/sora_runs/media/" in state["src"], state
     assert re.search(r"backend\s+fal", card_text), card_text
-    submits = fake_sora.of_kind("submit")  # sw.generate's, then the panel's
+    submits = fake_sora.of_kind("submit")  # sw.generate's (on Kling, a model fal runs), the panel's
     assert len(submits) == 2, [r.path for r in submits]
-    assert all(r.path == f"/{ENDPOINT}" for r in submits)
+    assert [r.path for r in submits] == ["/fal-ai/kling-video/v2.1/standard/image-to-video",
+                                         f"/{ENDPOINT}"]
     assert all(r.headers["authorization"] == f"Key {FAKE_KEY}" for r in submits)
     assert all(r.json["image_url"] == image_url for r in submits)
     assert submits[1].json["prompt"] == PROMPT

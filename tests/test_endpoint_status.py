@@ -177,3 +177,60 @@ def test_an_endpoint_known_only_to_fal_gives_a_working_panel_and_generation(
     assert row["endpoint_id"] == UNSEEN and row["result"]["seed"] == 4
     assert row["media"][0]["field"] == "videos" and row["cost_usd"] == pytest.approx(0.10)
     assert json.dumps(row, default=str).count(SECRET) == 0
+
+
+KILLED_MID_DOWNLOAD = """
+import sys
+import sora_widgets as sw
+log = sw.History(sys.argv[1])
+job = sw.submit(endpoint=sys.argv[2], prompt="survive", start_image_url="https://example.com/a.png",
+                history=log)
+print(job.history_id, flush=True)
+job.result(120)
+"""
+
+
+def test_a_job_killed_while_keeping_its_media_is_finished_by_resume_without_resending(
+        fakefal: FakeFal, keyed: None, tmp_path: Path) -> None:
+    """SIGKILL between the first and second of three media downloads, then resume() here."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fakefal import Fault
+
+    document = tmp_path / "unseen.json"
+    document.write_text(json.dumps(unseen_document()))
+    log = History(tmp_path / "runs")
+    video = fakefal.media["video.mp4"]
+    fakefal.media["second.mp4"] = video + b"-second"
+    fakefal.configure_endpoint(UNSEEN, queue_s=0.1, run_s=0.2, result={
+        "videos": [{"url": fakefal.media_url("video.mp4"), "content_type": "video/mp4"},
+                   {"url": fakefal.media_url("second.mp4"), "content_type": "video/mp4"}],
+        "image": {"url": fakefal.media_url("thumbnail.webp"), "content_type": "image/webp"}})
+    fakefal.add_fault("media", Fault.delay(0))
+    fakefal.add_fault("media", Fault.delay(60))  # the second download hangs: the kill lands here
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_DOWNLOAD, str(log.path), str(document)],
+                             env=os.environ, stdout=subprocess.PIPE, text=True)
+    try:
+        row_id = int(child.stdout.readline())
+        deadline = time.monotonic() + 60
+        while fakefal.count("media") < 2:
+            assert time.monotonic() < deadline and child.poll() is None, "the download never started"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert log.get(row_id)["status"] == "running" and fakefal.count("submit") == 1
+    [job] = sw.resume(History(log.path))  # another process than the one that sent it
+    gen = job.result(60)
+    assert gen.ok and job.history_id == row_id and fakefal.count("submit") == 1
+    row = log.get(row_id)
+    assert row["status"] == "completed" and [m["field"] for m in row["media"]] == ["videos", "videos", "image"]
+    kept = [Path(m["path"]).read_bytes() for m in row["media"]]
+    assert kept == [video, video + b"-second", fakefal.media["thumbnail.webp"]]
+    assert Path(row["video_path"]).read_bytes() == video  # the first video is the run's video

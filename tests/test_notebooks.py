@@ -210,5 +210,6 @@ def test_notebook_runs_with_a_key_against_the_fake_fal_server(
     assert sent <= {fal_with_media.media_url("example.png")}
 
 
-#: notebooks that ask for the offline preview even when a key is set (to stay free)
-PREVIEW_ON_PURPOSE = {"history_analysis"}
+#: notebooks that ask for the offline preview even when a key is set: to stay free, or because
+#: their live run is on Sora 2, which fal no longer runs (teaching)
+PREVIEW_ON_PURPOSE = {"history_analysis", "teaching"}
