@@ -82,14 +82,16 @@ def test_filter_change_goes_back_to_the_first_page(history):
 def test_selecting_a_row_shows_its_video_and_loads_it(history):
     ids = fill(history, 9)
     loaded = []
-    view = HistoryView(history, on_load=loaded.append)
+    view = HistoryView(history, on_load=lambda arguments, endpoint: loaded.append((arguments, endpoint)))
     view.refresh()
     assert view.load_button.disabled
     view.rows.value = ids[0]
     assert "<video src='https://e.x/0.mp4'" in view.detail_html
     assert view.detail.outputs[0]["data"]["text/html"] == view.detail_html
     view.load_button.click()
-    assert loaded[0]["prompt"] == "scene 0 of a fox" and loaded[0]["model"] == "sora-2"
+    arguments, endpoint = loaded[0]
+    assert arguments["prompt"] == "scene 0 of a fox" and arguments["model"] == "sora-2"
+    assert endpoint == history.get(ids[0])["endpoint_id"]
     view.rows.value = ids[2]
     assert "<video" not in view.detail_html
     assert "Refused by the content filter: the prompt was flagged" in view.detail_html
@@ -102,7 +104,7 @@ def test_prompts_are_escaped(history):
     view.rows.value = ids[7]
     assert "&lt;script&gt;x&lt;/script&gt;" in view.detail_html and "<script>" not in view.detail_html
     assert "<script>" not in record_html(history.get(ids[7]))
-    assert row_label(history.get(ids[7])).startswith("#8 · completed · sora-2-2025-12-08 · 4")
+    assert row_label(history.get(ids[7])).startswith("#8 · completed · sora-2 · sora-2-2025-12-08 · 4")
 
 
 def test_panel_history_tab_loads_into_controls(tmp_path):

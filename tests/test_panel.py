@@ -336,3 +336,17 @@ def test_import_stays_light_and_heavy_parts_load_on_first_use():
             "print('ipywidgets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_loading_a_past_run_switches_the_panel_to_the_endpoint_it_ran_on(tmp_path, image):
+    kling = "fal-ai/kling-video/v2.1/standard/image-to-video"
+    panel = make_panel(tmp_path)
+    past = sw.generate(endpoint=kling, prompt="hills", image_url=image, duration=10,
+                       backend="preview", history=panel.history, timeout=120)
+    panel.tabs.selected_index = 1
+    view = panel.history_view
+    assert "kling-video/v2.1/standard" in dict((v, k) for k, v in view.rows.options)[past.history_id]
+    view.rows.value = past.history_id
+    view.load_button.click()
+    assert panel.endpoint == kling and panel.picker.value == kling
+    assert panel.controls["duration"].value == "10" and panel.controls["prompt"].value == "hills"

@@ -126,7 +126,7 @@ class JobCard(widgets.VBox):
 
     status = traitlets.Unicode("pending", help="The job's status value, as last shown.")
 
-    def __init__(self, job: Job, *, on_load: Callable[[dict[str, Any]], None] | None = None,
+    def __init__(self, job: Job, *, on_load: Callable[[dict[str, Any], str], None] | None = None,
                  embed_videos: bool = False) -> None:
         self.job = job
         self.embed_videos = embed_videos
@@ -222,7 +222,7 @@ class JobCard(widgets.VBox):
 
     def _handle_load(self, button: widgets.Button) -> None:
         if self._on_load is not None:
-            self._on_load(dict(self.job.arguments))
+            self._on_load(dict(self.job.arguments), self.job.endpoint_id)
 
     def _handle_rating(self, change: traitlets.Bunch) -> None:
         self.job.history.annotate(self.job.history_id, rating=change.new)

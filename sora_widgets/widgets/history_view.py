@@ -18,19 +18,25 @@ from ..records import JobStatus
 if TYPE_CHECKING:
     from ..history import History
 
-__all__ = ["HistoryView", "record_html", "row_label"]
+__all__ = ["HistoryView", "record_html", "row_label", "short_endpoint"]
 
 ANY = "any"
 
 
 def row_label(record: Mapping[str, Any]) -> str:
-    """One line for a run in the list: id, status, model, duration and the prompt's start."""
+    """One line for a run in the list: id, status, endpoint, model, duration and the prompt's start."""
     args = record.get("arguments") or {}
     prompt = " ".join(str(args.get("prompt", "")).split())
-    bits = [f"#{record['id']}", JobStatus(record["status"]).value]
+    bits = [f"#{record['id']}", JobStatus(record["status"]).value, short_endpoint(record["endpoint_id"])]
     bits += [str(args[name]) for name in ("model", "duration", "resolution") if name in args]
     short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
     return " · ".join(bits) + (f" · {short}" if short else "")
+
+
+def short_endpoint(endpoint_id: str) -> str:
+    """`kling-video/v2.1/standard` for `fal-ai/kling-video/v2.1/standard/image-to-video`."""
+    parts = [p for p in endpoint_id.split("/") if p not in ("fal-ai", "image-to-video")]
+    return "/".join(parts) or endpoint_id
 
 
 def record_html(record: Mapping[str, Any], *, embed: bool = False) -> str:
@@ -66,7 +72,7 @@ class HistoryView(widgets.VBox):
     selected_id = traitlets.Int(None, allow_none=True, help="History id of the selected run.")
 
     def __init__(self, history: History, *, models: Iterable[str] = (),
-                 on_load: Callable[[dict[str, Any]], None] | None = None, page_size: int = 20,
+                 on_load: Callable[[dict[str, Any], str], None] | None = None, page_size: int = 20,
                  embed_videos: bool = False) -> None:
         self.history = history
         self.embed_videos = embed_videos
@@ -152,7 +158,8 @@ class HistoryView(widgets.VBox):
 
     def _handle_load(self, button: widgets.Button) -> None:
         if self._on_load is not None and self.selected_id is not None:
-            self._on_load(dict(self.history.get(self.selected_id)["arguments"]))
+            record = self.history.get(self.selected_id)
+            self._on_load(dict(record["arguments"]), record["endpoint_id"])
 
     def __repr__(self) -> str:
         return f"HistoryView({self.history!r}, page={self.page}, total={self.total})"

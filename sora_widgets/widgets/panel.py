@@ -334,8 +334,11 @@ class Panel(widgets.VBox):
         if self._history_view is not None:
             self._history_view.refresh()
 
-    def _handle_load(self, arguments: Mapping[str, Any]) -> None:
-        """Put a past request into the controls; fields this endpoint lacks are named, not set."""
+    def _handle_load(self, arguments: Mapping[str, Any], endpoint_id: str | None = None) -> None:
+        """Put a past request into the controls, on the endpoint it ran on (switched to, when the
+        panel can still have its schema); fields the endpoint lacks are named, not set."""
+        if endpoint_id is not None and endpoint_id != self.endpoint:
+            self._switch(endpoint_id)
         ignored = [name for name in arguments if name not in self.controls]
         self.arguments = {k: v for k, v in arguments.items() if k in self.controls}
         self.tabs.selected_index = 0
