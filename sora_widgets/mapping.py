@@ -10,13 +10,12 @@ lacks is dropped. Every change is recorded as a `Mapped` note, so the plan can s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._errors import ValidationError
-from .schema import EndpointSchema, Field, to_seconds
+from .schema import DURATION_FIELDS, EndpointSchema, Field, to_lines, to_ratio, to_seconds
 
 __all__ = ["ALIASES", "Mapped", "map_request", "target_field"]
 
@@ -26,7 +25,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "image_url": ("image_url", "start_image_url", "first_frame_url", "first_frame_image_url",
                   "input_image_url", "image"),
     "end_image_url": ("end_image_url", "last_frame_url", "tail_image_url"),
-    "duration": ("duration", "duration_seconds", "num_seconds"),
+    "duration": DURATION_FIELDS,
     "aspect_ratio": ("aspect_ratio",),
     "resolution": ("resolution",),
     "negative_prompt": ("negative_prompt",),
@@ -77,26 +76,14 @@ def target_field(schema: EndpointSchema, name: str) -> str | None:
     return None
 
 
-def _ratio(value: Any) -> float | None:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[:x/]\s*(\d+(?:\.\d+)?)\s*", str(value))
-    if not match or float(match.group(2)) == 0:
-        return None
-    return float(match.group(1)) / float(match.group(2))
-
-
-def _pixels(value: Any) -> float | None:
-    match = re.fullmatch(r"\s*(\d+)\s*p\s*", str(value).lower())
-    return float(match.group(1)) if match else None
-
-
 def _measure(name: str, field: Field) -> Any:
     """How to read a value of this field as a number, for "nearest": seconds, ratio or lines."""
     if name == "duration" or field.name in ALIASES["duration"]:
         return to_seconds
     if "aspect" in field.name:
-        return _ratio
+        return to_ratio
     if field.name == "resolution":
-        return _pixels
+        return to_lines
     return None
 
 

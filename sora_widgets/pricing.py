@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import OfflineError, PlatformError, SchemaError, ValidationError
-from .schema import EndpointSchema, load_schema, to_seconds
+from .schema import DURATION_FIELDS, EndpointSchema, load_schema, to_seconds
 
 PRICES_AS_OF = "2026-11-25"  # when the Sora 2 prices were read; the others say their own date
 _READ_ON = {endpoint: "2026-12-01" for endpoint in (
@@ -160,10 +160,6 @@ def estimate_cost(endpoint: EndpointSchema | str, arguments: Mapping[str, Any], 
     else:
         seconds = requested_seconds(endpoint, arguments)
     return None if seconds is None else round(price.usd * seconds, 6)
-
-
-#: names endpoints give the length of the video they are asked for
-DURATION_FIELDS = ("duration", "duration_seconds", "num_seconds", "video_length", "length")
 
 
 def requested_seconds(endpoint: EndpointSchema | str, arguments: Mapping[str, Any]) -> float | None:

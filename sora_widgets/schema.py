@@ -91,7 +91,7 @@ class Field:
         list, object or any."""
         if self.enum is not None:
             return "enum"
-        if self.ui_field == "image" or (self.type == "string" and _looks_like_image(self.name)):
+        if self.ui_field == "image" or (self.type == "string" and looks_like_image(self.name)):
             return "image"
         if self.type == "string":
             return "text"
@@ -119,9 +119,13 @@ class Field:
         return f"{self.type}{' ' + bounds if bounds else ''}"
 
 
-def _looks_like_image(name: str) -> bool:
+def looks_like_image(name: str) -> bool:
     """Image inputs by fal's naming habits: image_url, start_image_url, first_frame_url ..."""
     return name in ("image_url", "image") or name.endswith(("image_url", "frame_url"))
+
+
+#: the names endpoints give the length of the video they are asked for
+DURATION_FIELDS = ("duration", "duration_seconds", "num_seconds")
 
 
 def to_seconds(value: Any) -> float | None:
@@ -134,6 +138,20 @@ def to_seconds(value: Any) -> float | None:
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)?\s*", value.lower())
         return float(match.group(1)) if match else None
     return None
+
+
+def to_ratio(value: Any) -> float | None:
+    """An aspect ratio as fal spells it ("16:9", "16x9") as width / height; None for "auto"."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[:x/]\s*(\d+(?:\.\d+)?)\s*", str(value or ""))
+    if not match or float(match.group(2)) == 0:
+        return None
+    return float(match.group(1)) / float(match.group(2))
+
+
+def to_lines(value: Any) -> int | None:
+    """A resolution as fal spells it ("720p", "1080P") as its lines; None for "auto", "4k" ..."""
+    match = re.fullmatch(r"\s*(\d{3,4})\s*p\s*", str(value or "").lower())
+    return int(match.group(1)) if match else None
 
 
 def _show(value: Any) -> str:

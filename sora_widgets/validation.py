@@ -54,6 +54,15 @@ def validate(schema: EndpointSchema, arguments: Mapping[str, Any]) -> dict[str, 
     return result
 
 
+def problem_with(f: Field, value: Any) -> str:
+    """What is wrong with `value` for field `f`, or "" when the field takes it."""
+    try:
+        check_value(f, value)
+    except _Problem as problem:
+        return str(problem)
+    return ""
+
+
 def check_value(f: Field, value: Any) -> Any:
     """The normalised value of one field, or _Problem saying what is wrong and what is allowed."""
     allowed = f"must be one of {', '.join(_show(v) for v in f.enum)}" if f.enum is not None else ""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import GenerationError, ValidationError
 from .media import ImageInput, load_image, probe_video
+from .schema import DURATION_FIELDS, to_lines, to_ratio, to_seconds
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,15 +85,15 @@ def _requested(info_w: int, info_h: int, duration: float,
                requested: dict[str, Any]) -> dict[str, Any]:
     """Requested duration, resolution and aspect ratio next to whether the video matches them."""
     out: dict[str, Any] = {}
-    if "duration" in requested:
-        want = float(str(requested["duration"]).rstrip("s"))
+    want = next((to_seconds(requested[n]) for n in DURATION_FIELDS if n in requested), None)
+    if want is not None:  # 8, "8" or "8s", whatever the endpoint calls it
         out.update(requested_duration_s=want, duration_match=abs(duration - want) <= 0.5)
     if "resolution" in requested:
-        short = _SHORT_SIDE.get(str(requested["resolution"]))
+        short = _SHORT_SIDE.get(str(requested["resolution"])) or to_lines(requested["resolution"])
         out.update(requested_resolution=str(requested["resolution"]),
                    resolution_match=None if short is None else min(info_w, info_h) == short)
     if "aspect_ratio" in requested:
-        ratio = {"16:9": 16 / 9, "9:16": 9 / 16}.get(str(requested["aspect_ratio"]))
+        ratio = to_ratio(requested["aspect_ratio"])
         out.update(requested_aspect_ratio=str(requested["aspect_ratio"]),
                    aspect_match=None if ratio is None
                    else abs(info_w / info_h - ratio) <= 0.02 * ratio)

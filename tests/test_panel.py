@@ -350,3 +350,29 @@ def test_loading_a_past_run_switches_the_panel_to_the_endpoint_it_ran_on(tmp_pat
     view.load_button.click()
     assert panel.endpoint == kling and panel.picker.value == kling
     assert panel.controls["duration"].value == "10" and panel.controls["prompt"].value == "hills"
+
+
+def test_the_picker_and_the_endpoint_setter_rebuild_the_controls_keeping_shared_values(tmp_path):
+    import json
+
+    from test_any_endpoint import ENDPOINT as UNSEEN, unseen_document
+
+    panel = make_panel(tmp_path)
+    panel.arguments = {"prompt": "hills at dawn", "image_url": "https://e.com/a.png", "duration": 12}
+    kling = "fal-ai/kling-video/v2.1/standard/image-to-video"
+    assert kling in [value for _, value in panel.picker.options]
+    panel.picker.value = kling  # as a click in the menu does
+    assert panel.endpoint == kling and "model" not in panel.controls
+    assert panel.arguments["prompt"] == "hills at dawn" and panel.arguments["image_url"] == "https://e.com/a.png"
+    assert panel.arguments["duration"] == "5"  # 12 is not Kling's: its own default stays
+    assert "Endpoint status: <b>active</b>" in panel.status_banner.value and panel.valid
+    document = tmp_path / "unseen.json"
+    document.write_text(json.dumps(unseen_document()))
+    panel.endpoint = document  # a path to a document, as the "Load" box takes
+    assert panel.endpoint == UNSEEN and panel.picker.value == UNSEEN
+    assert panel.controls["start_image_url"].value == "https://e.com/a.png"  # by its alias
+    panel.endpoint = sw.load_schema()  # an EndpointSchema
+    assert panel.endpoint == "fal-ai/sora-2/image-to-video" and "was retired" in panel.status_banner.value
+    panel.other_endpoint.value = "acme/typo-endpoint"
+    panel.other_button.click()  # not bundled, and fal (the fake) has no document: said, not raised
+    assert panel.endpoint == "fal-ai/sora-2/image-to-video" and "No bundled schema" in panel.status_line.value

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, ValidationError
 from ..media import contact_sheet, load_image
-from ..schema import to_seconds
+from ..schema import DURATION_FIELDS, looks_like_image, to_lines, to_ratio, to_seconds
 
 if TYPE_CHECKING:
     import av
@@ -74,7 +74,7 @@ def camera_for(prompt: str) -> Camera:
 def preview_seconds(arguments: dict[str, Any]) -> float:
     """The length to render: the request's duration by meaning (8, "8", "8s", duration_seconds),
     else 4 seconds; capped to 0.5..60 s. ValueError for a duration that is no length."""
-    for name in ("duration", "duration_seconds", "num_seconds"):
+    for name in DURATION_FIELDS:
         if arguments.get(name) is None:
             continue
         seconds = to_seconds(arguments[name])
@@ -88,22 +88,15 @@ def output_size(arguments: dict[str, Any], image_size: tuple[int, int] | None,
                 scale: float = 1.0) -> tuple[int, int]:
     """Frame size: a short side from the resolution (720p, 1080p, 480p ...; 720 by default) and
     the shape from the aspect ratio (16:9, 9:16, 1:1, 4:3 ...), or the image's shape for `auto`."""
-    resolution = str(arguments.get("resolution", "auto")).lower()
-    short = _SHORT_SIDE.get(resolution) or (int(resolution[:-1]) if re.fullmatch(r"\d{3,4}p", resolution)
-                                            else 720)
-    ratio = _aspect(arguments.get("aspect_ratio"))
-    if ratio is None:
+    resolution = arguments.get("resolution")
+    short = _SHORT_SIDE.get(str(resolution)) or to_lines(resolution) or 720
+    ratio = to_ratio(arguments.get("aspect_ratio"))
+    if ratio is not None:
+        ratio = min(4.0, max(0.25, ratio))  # a typo cannot make a 1 x 10000 video
+    else:
         ratio = 16 / 9 if image_size is None or image_size[0] >= image_size[1] else 9 / 16
     width, height = (round(short * ratio), short) if ratio >= 1 else (short, round(short / ratio))
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
-
-
-def _aspect(value: Any) -> float | None:
-    """"16:9" as 16/9; None for auto, missing or unreadable ratios."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*", str(value or ""))
-    if not match or float(match.group(2)) == 0:
-        return None
-    return min(4.0, max(0.25, float(match.group(1)) / float(match.group(2))))
 
 
 def _font(size: int) -> Any:
@@ -205,7 +198,7 @@ def _image_source(arguments: dict[str, Any], endpoint_id: str) -> Any:
     if arguments.get("image_url"):
         return arguments["image_url"]
     return next((v for k, v in arguments.items()
-                 if k.endswith(("image_url", "frame_url")) and v and "end" not in k and "last" not in k), None)
+                 if looks_like_image(k) and v and not k.startswith(("end", "last", "tail"))), None)
 
 
 def _still(arguments: dict[str, Any], endpoint_id: str, scale: float,

@@ -24,6 +24,7 @@ from typing import Any
 from .._errors import GenerationError
 from ..media import atomic_write, normalize_image
 from ..records import JobEvent
+from ..schema import looks_like_image
 
 from ._render import LABEL, RenderCancelled, camera_for, output_size, render_preview
 
@@ -75,7 +76,7 @@ class PreviewBackend:
         """Keep URLs as they are; store local images (paths, bytes, PIL) under media/inputs."""
         prepared = dict(arguments)
         for name, image in arguments.items():
-            if not name.endswith(("image_url", "frame_url")) or image is None:
+            if not looks_like_image(name) or image is None:
                 continue
             if not (isinstance(image, str) and re.match(r"^(https?|data):", image)):
                 prepared[name] = normalize_image(image, media_dir=self.media_dir, field=name).value

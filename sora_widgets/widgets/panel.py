@@ -26,6 +26,7 @@ from ..schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, did_you_mea
 from .controls import FieldControl, control_for, is_advanced
 
 if TYPE_CHECKING:
+    from ..endpoints import EndpointInfo
     from ..history import History
     from ..jobs import Job
     from .card import JobCard
@@ -88,6 +89,7 @@ class Panel(widgets.VBox):
         self.add_class(self._live_class)
         self._display_parents: list[dict[str, Any] | None] = []  # where the summary is shown
         self.controls: dict[str, FieldControl] = {}
+        self._endpoints: dict[str, EndpointInfo] | None = None  # the picker's list, made once
         self._use_schema(schema_for(schema if schema is not None else endpoint), keep={})
         self.picker.observe(self._handle_pick, "value")
 
@@ -110,7 +112,7 @@ class Panel(widgets.VBox):
         """Build the controls of `schema`, carry over the kept values it accepts, refresh all."""
         from ..endpoints import endpoint_status
         from ..mapping import target_field
-        from ..validation import _Problem, check_value
+        from ..validation import problem_with
 
         self.schema = schema
         self.status = endpoint_status(schema.endpoint_id)
@@ -129,13 +131,12 @@ class Panel(widgets.VBox):
         self.fields_box.children = tuple(children)
         for name, value in keep.items():
             target = target_field(schema, name)
-            if target is None or target not in self.controls or value is None:
-                continue
+            if target is None or target not in self.controls or problem_with(schema[target], value):
+                continue  # a field or value this endpoint does not take: its own default stays
             try:
-                check_value(schema[target], value)
                 self.controls[target].value = value
-            except (_Problem, traitlets.TraitError):
-                continue  # a value this endpoint does not allow: its own default stays
+            except traitlets.TraitError:
+                continue
             self._touched.add(target)
         for control in self.controls.values():
             control.observe(self._handle_change, names=["value", "problem"])
@@ -146,12 +147,15 @@ class Panel(widgets.VBox):
             self._history_view.refresh()
 
     def _fill_picker(self) -> None:
-        """Bundled, cached and (with a key) fal's image-to-video endpoints; the current one chosen."""
+        """Bundled, cached and (with a key) fal's image-to-video endpoints, listed once per panel
+        (and the current one if it is none of those), the current one chosen."""
         from ..endpoints import find_endpoints
 
-        found = {e.endpoint_id: e for e in find_endpoints(category=None, online=False)}
-        for info in find_endpoints(category="image-to-video"):
-            found.setdefault(info.endpoint_id, info)
+        if self._endpoints is None:
+            self._endpoints = {e.endpoint_id: e for e in find_endpoints(category=None, online=False)}
+            for info in find_endpoints(category="image-to-video"):
+                self._endpoints.setdefault(info.endpoint_id, info)
+        found = self._endpoints
         current = self.schema.endpoint_id
         options = [(_picker_label(info.endpoint_id, info.status, info.origin), info.endpoint_id)
                    for info in found.values()]
