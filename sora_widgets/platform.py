@@ -20,11 +20,13 @@ from typing import Any
 
 from ._errors import OfflineError, PlatformError
 from ._history_schema import scrub, secret_values
+from ._http import TooMuch, bounded_request
 from ._home import cache_dir
 from .backends import key_source
 
 DEFAULT_API_URL = "https://api.fal.ai/v1"
 CACHE_TTL_S = 24 * 3600.0
+MAX_ANSWER_BYTES = 20 << 20  # a model list with every page is far smaller
 
 __all__ = ["CACHE_TTL_S", "PlatformAPI", "fal_key"]
 
@@ -127,26 +129,27 @@ class PlatformAPI:
         headers = {"Authorization": f"Key {self._key}"} if self._key else {}
         url = self.base_url + path
         try:
-            response = httpx.request(method, url, params=params, json=json_body, headers=headers,
-                                     timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0)))
+            answer = bounded_request(method, url, params=params, json_body=json_body, headers=headers,
+                                     timeout_s=self.timeout_s, max_bytes=MAX_ANSWER_BYTES,
+                                     deadline_s=4 * self.timeout_s)
         except httpx.HTTPError as exc:
             raise OfflineError(f"Could not reach fal's Platform API at {url} "
                                f"({type(exc).__name__}).") from exc
+        except TooMuch as exc:
+            raise PlatformError(f"fal's Platform API answer for {path} was refused: {exc}.") from exc
         secrets = secret_values() + ([self._key] if self._key else [])
-        if response.status_code >= 400:
-            try:
-                error = response.json().get("error", {})
-                text = f"{error.get('type', 'error')}: {error.get('message', '')}"
-            except (ValueError, AttributeError):
-                text = response.text[:200]
-            raise PlatformError(f"fal's Platform API answered {response.status_code} for {path}: "
-                                f"{scrub(text, secrets)}", status_code=response.status_code)
         try:
-            answer = response.json()
-        except ValueError as exc:
-            raise PlatformError(f"fal's Platform API sent something that is not JSON for {path}.",
-                                status_code=response.status_code) from exc
-        if not isinstance(answer, dict):
-            raise PlatformError(f"fal's Platform API sent an unexpected answer for {path}.",
-                                status_code=response.status_code)
-        return dict(scrub(answer, secrets))
+            data = answer.json()
+        except ValueError:
+            data = None
+        if answer.status >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            text = (f"{error.get('type', 'error')}: {error.get('message', '')}" if isinstance(error, dict)
+                    else " ".join(answer.text[:200].split()))
+            raise PlatformError(f"fal's Platform API answered {answer.status} for {path}: "
+                                f"{scrub(text, secrets)}", status_code=answer.status)
+        if not isinstance(data, dict):
+            raise PlatformError(f"fal's Platform API sent something that is not a JSON object for "
+                                f"{path} ({answer.content_type or 'no content type'}).",
+                                status_code=answer.status)
+        return dict(scrub(data, secrets))

@@ -24,6 +24,7 @@ from ._home import run_home
 
 LIVE_SCHEMA_URL = "https://fal.ai/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
 DEFAULT_ENDPOINT = "fal-ai/sora-2/image-to-video"
+MAX_DOCUMENT_BYTES = 10 << 20  # fal's documents are tens of kilobytes
 
 
 class _Unset:
@@ -537,26 +538,35 @@ def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 1
     """
     import httpx
 
+    from ._http import TooMuch, bounded_request
+
     address = url.format(endpoint_id=endpoint_id) if url else openapi_url(endpoint_id)
     try:
-        response = httpx.get(address, timeout=timeout, follow_redirects=True)
-    except httpx.TransportError as exc:
+        response = bounded_request("GET", address, timeout_s=timeout, deadline_s=3 * timeout,
+                                   max_bytes=MAX_DOCUMENT_BYTES)
+    except httpx.HTTPError as exc:
         raise OfflineError(
             f"Could not reach {address} to fetch the schema of {endpoint_id} ({type(exc).__name__}). "
             "Offline, use a bundled schema with sw.load_schema(), or a saved document with "
             "sw.EndpointSchema.from_openapi(doc).", endpoint_id=endpoint_id) from exc
-    if response.status_code == 404:
+    except TooMuch as exc:
+        raise SchemaError(f"The schema of {endpoint_id} was refused: {exc}.",
+                          endpoint_id=endpoint_id) from exc
+    if response.status == 404:
         raise SchemaError(f"fal publishes no document for {endpoint_id!r} (HTTP 404): it may be "
                           "misspelt or retired; sw.find_endpoints() lists fal's video models.",
                           endpoint_id=endpoint_id)
-    if response.status_code != 200:
-        raise SchemaError(f"fal answered {response.status_code} for the schema of {endpoint_id}: "
-                          f"{response.text[:200]}", endpoint_id=endpoint_id)
+    if response.status != 200:
+        raise SchemaError(f"fal answered {response.status} for the schema of {endpoint_id}: "
+                          f"{' '.join(response.text[:200].split())}", endpoint_id=endpoint_id)
     try:
         doc = response.json()
     except ValueError as exc:
         raise SchemaError(f"The schema of {endpoint_id} from {address} is not JSON.",
                           endpoint_id=endpoint_id) from exc
+    if not isinstance(doc, dict):
+        raise SchemaError(f"The schema of {endpoint_id} from {address} is not an OpenAPI document.",
+                          endpoint_id=endpoint_id)
     schema = EndpointSchema.from_openapi(doc, endpoint_id=endpoint_id)
     cache = _cache_path(endpoint_id)
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -234,3 +234,32 @@ def test_a_job_killed_while_keeping_its_media_is_finished_by_resume_without_rese
     kept = [Path(m["path"]).read_bytes() for m in row["media"]]
     assert kept == [video, video + b"-second", fakefal.media["thumbnail.webp"]]
     assert Path(row["video_path"]).read_bytes() == video  # the first video is the run's video
+
+
+def test_a_hostile_platform_api_is_refused_and_the_bundled_knowledge_answers(
+        fakefal: FakeFal, keyed: None) -> None:
+    """An HTML page where JSON should be, and a body over the cap: neither is taken as fal's word."""
+    from fakefal import Fault
+
+    from sora_widgets.platform import MAX_ANSWER_BYTES, PlatformAPI
+
+    fakefal.add_fault("platform", Fault("nginx", status=200, body="<html><body>Welcome</body></html>"))
+    page = sw.endpoint_status(KLING)
+    assert page.status == "active" and "not a JSON object" in page.message and page.checked_at is None
+    fakefal.add_fault("platform", Fault.http(200, {"models": [], "pad": "x" * (MAX_ANSWER_BYTES + 1)}))
+    with pytest.raises(sw.PlatformError, match="more than 20 MB"):
+        PlatformAPI().models(endpoint_ids=[SORA])
+    assert fakefal.count("platform") == 2
+
+
+def test_a_document_that_is_not_one_is_refused_naming_the_endpoint(fakefal: FakeFal) -> None:
+    fakefal.add_openapi("acme/html-doc", None)
+    with pytest.raises(sw.SchemaError, match="publishes no document for 'acme/html-doc'"):
+        sw.fetch_schema("acme/html-doc")
+    from fakefal import Fault
+
+    fakefal.add_fault("openapi", Fault("nginx", status=200, body="<html>a login page</html>"))
+    with pytest.raises(sw.SchemaError, match="is not JSON") as caught:
+        sw.fetch_schema("acme/html-doc")
+    assert caught.value.endpoint_id == "acme/html-doc"
+    assert "acme/html-doc" not in sw.schema.cached_endpoints()
