@@ -301,11 +301,13 @@ class Job:
             self.history.update(self.history_id, status=status, **columns)
 
     async def _complete(self, output: Mapping[str, Any]) -> None:
+        from dataclasses import asdict
+
         from .media import find_media
 
         gen = self.generation
         gen.result = dict(output)
-        gen.media = [dict(vars(item)) for item in find_media(output, self.schema.outputs)]
+        gen.media = [asdict(item) for item in find_media(output, self.schema.outputs)]
         videos = [m for m in gen.media if m["kind"] == "video"]
         images = [m for m in gen.media if m["kind"] == "image"]
         gen.video_url = videos[0]["url"] if videos else None
