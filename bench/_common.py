@@ -94,13 +94,11 @@ def start_fake() -> FakeFal:
     return fake
 
 
-def local_result(folder: Path) -> dict[str, Any]:
-    """A fal-shaped output whose video is a local file, so jobs keep it without a download."""
-    folder.mkdir(parents=True, exist_ok=True)
-    video = folder / "fake-video.mp4"
-    video.write_bytes(b"\x00\x00\x00\x18ftypmp42bench-video")
-    return {"video": {"url": video.as_uri(), "content_type": "video/mp4", "file_size": video.stat().st_size},
-            "video_id": "video_bench"}
+def served_result(fake: FakeFal) -> dict[str, Any]:
+    """A fal-shaped output whose video is the fake's tiny MP4, kept over HTTPS as fal's would be."""
+    video = fake.media["video.mp4"]
+    return {"video": {"url": fake.media_url("video.mp4"), "content_type": "video/mp4",
+                      "file_size": len(video)}, "video_id": "video_bench"}
 
 
 def job_requests(fake: FakeFal, request_id: str) -> dict[str, int]:

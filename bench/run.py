@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _history, _notebook, _overhead, _preview, _requests, _startup, _sweep
-from bench._common import ROOT, Section, local_result, machine, start_fake
+from bench._common import ROOT, Section, machine, served_result, start_fake
 
 FAKE_NOTE = ("Fake fal server: tests/fakefal.py with `no_delay=True` (TCP_NODELAY) and a listen backlog of "
              "128; without them each answer waits ~40 ms (Nagle + delayed ACK) and bursts of new "
@@ -107,7 +107,7 @@ def run(sizes: Sizes, folder: Path, only: set[int] | None = None) -> list[Sectio
     import sora_widgets as sw
 
     history = sw.History(folder / "runs")
-    fake.configure(result=local_result(folder / "served"))
+    fake.configure(result=served_result(fake))
     steps = [
         ("1 requests per job", lambda: _requests.run(fake, history, lengths=sizes.job_lengths,
                                                             samples=sizes.job_samples)),

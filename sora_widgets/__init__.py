@@ -42,6 +42,8 @@ _LAZY = {
     "Sweep": "sweeps",
     "sweep": "sweeps",
     "metrics": "video_metrics:generation_metrics",
+    "FalBackend": "backends.fal",
+    "PreviewBackend": "backends.preview",
 }
 
 __all__ = sorted([

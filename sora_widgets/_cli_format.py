@@ -6,20 +6,63 @@ can be tested as a plain string.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .jobs import Job
 from .pricing import format_usd
 from .records import Generation, JobEvent
 from .schema import EndpointSchema, Field
 
-__all__ = ["Progress", "generation_summary", "history_table", "schema_listing", "table"]
+if TYPE_CHECKING:
+    from .jobs import Job
+
+__all__ = ["PrintableStream", "Progress", "generation_summary", "history_table", "printable",
+           "schema_listing", "table"]
+
+_CONTROLS = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, clearing the screen
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # OSC...: links, titles
+    r"|\x1b[ -/]*[0-~]"  # any other escape sequence
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what is left of C0 (but tab, newline), DEL and C1
+
+
+def printable(text: str) -> str:
+    """`text` without terminal control sequences or carriage returns, so text from a server or a
+    history file cannot recolour, clear or retitle the terminal, hide a link or overwrite a line."""
+    return _CONTROLS.sub("", text)
+
+
+class PrintableStream(io.TextIOBase):
+    """A text stream that writes everything through `printable` to `raw`; the command prints
+    through two of these (stdout, stderr), so no text reaches the terminal uncleaned."""
+
+    def __init__(self, raw: TextIO) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        self.raw.write(printable(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:
+        return self.raw.encoding
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -123,11 +166,13 @@ class Progress:
 
     On a terminal the line is redrawn in place every tick; otherwise (a log file, a CI job)
     a line is written only when the status changes, so logs stay short. Log lines from the
-    backend are printed above the status line either way.
+    backend are printed above the status line either way, through `printable` like the rest.
     """
 
     def __init__(self, stream: TextIO | None = None, *, label: str = "") -> None:
-        self.stream = stream or sys.stderr
+        stream = stream or sys.stderr
+        # it redraws with "\r" of its own, so it writes past a PrintableStream and cleans its text
+        self.stream = stream.raw if isinstance(stream, PrintableStream) else stream
         self.label = label
         self.finished = threading.Event()
         self._lock = threading.Lock()
@@ -160,11 +205,11 @@ class Progress:
         return f"{self.label}{self._kind}{where} · {job.elapsed_s:.0f}s"
 
     def _draw(self, job: Job) -> None:
-        text = self._status(job)
+        text = printable(self._status(job))
         if self._live:
             width = shutil.get_terminal_size((80, 20)).columns - 1
             self.stream.write("\r" + text[:width].ljust(min(width, len(self._last_written))))
-            if self._kind in ("completed", "failed", "cancelled"):
+            if self._kind in ("completed", "failed", "cancelled", "unknown"):
                 self.stream.write("\n")
         elif text.split(" · ")[0] != self._last_written.split(" · ")[0]:
             self.stream.write(text + "\n")
@@ -174,4 +219,4 @@ class Progress:
     def _write_above(self, line: str) -> None:
         if self._live and self._last_written:
             self.stream.write("\r" + " " * len(self._last_written) + "\r")
-        self.stream.write(line + "\n")
+        self.stream.write(printable(line) + "\n")

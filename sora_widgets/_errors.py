@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._secrets import scrub_text
+
 
 class SoraWidgetsError(Exception):
     """Base class of every error sora_widgets raises on purpose."""
@@ -97,7 +99,7 @@ class GenerationError(SoraWidgetsError):
         self.field = field
         self.status_code = status_code
         self.generation = generation
-        super().__init__(message)
+        super().__init__(scrub_text(message))  # a server may echo the key back in its answer
 
 
 class CredentialsError(GenerationError):

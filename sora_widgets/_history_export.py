@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _history_schema as schema
 from ._errors import HistoryError
+from ._history_records import PATH_COLUMNS, absolute
 from .records import JobStatus
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 _CATEGORIES = ("status", "backend", "endpoint_id", "model", "resolution", "aspect_ratio")
 _LEAD = ("id", "created_at", "status", "endpoint_id", "backend")  # first columns; arguments follow
 _HTML_ROWS = 20
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a CSV cell a formula
 
 
 def _pandas() -> ModuleType:
@@ -37,10 +39,13 @@ def _pandas() -> ModuleType:
                            "pip install pandas.") from exc
 
 
-def dataframe(columns: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Stored rows as a typed DataFrame, arguments expanded into their own columns."""
+def dataframe(columns: list[str], rows: list[tuple[Any, ...]], *, folder: Path | None = None) -> pd.DataFrame:
+    """Stored rows as a typed DataFrame, arguments expanded into their own columns, media paths
+    made absolute against the run `folder`."""
     pd = _pandas()
     frame = pd.DataFrame.from_records(rows, columns=columns)
+    for name in PATH_COLUMNS:
+        frame[name] = [absolute(value, folder) for value in frame[name]]
     parsed = [json.loads(text) for text in frame.pop("arguments_json")]
     record_names = set(frame.columns) | {"arguments", "result"}
     arguments = pd.DataFrame({
@@ -74,19 +79,36 @@ def _typed_argument(pd: ModuleType, values: list[Any], index: pd.Index) -> pd.Se
     return pd.Series(values, index=index, dtype=dtype)
 
 
-def flat(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` with every object column that is not plain text turned into JSON text (for files)."""
+def flat(table: pd.DataFrame, *, spreadsheet: bool = False) -> pd.DataFrame:
+    """`table` with every object column that is not plain text turned into JSON text (for files).
+
+    With `spreadsheet`, text a spreadsheet would run as a formula is also quoted (see `_inert`);
+    JSON text starts with a quote or bracket, and numbers stay numbers, so neither needs it.
+    """
     table = table.copy()
     for name in table.columns:
-        if table[name].dtype == object:
-            present = table[name].dropna()
-            if not all(isinstance(value, str) for value in present):
-                table[name] = [None if _missing(value) else schema.dumps(value) for value in table[name]]
+        column = table[name]
+        if column.dtype == object and not all(isinstance(value, str) for value in column.dropna()):
+            table[name] = [None if _missing(value) else schema.dumps(value) for value in column]
+        elif spreadsheet and any(_is_formula(value) for value in column):
+            table[name] = [_inert(value) for value in column]
+    if spreadsheet:
+        table.columns = [_inert(str(name)) for name in table.columns]
     return table
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
+
+
+def _is_formula(value: Any) -> bool:
+    """Text a spreadsheet would evaluate rather than show (OWASP "CSV injection")."""
+    return isinstance(value, str) and value.startswith(_FORMULA_STARTS)
+
+
+def _inert(value: Any) -> Any:
+    """`value` with a leading `'` when it is formula-like text, so a spreadsheet shows it as text."""
+    return "'" + value if _is_formula(value) else value
 
 
 def export(log: History, path: Path, filters: dict[str, Any]) -> Path:
@@ -104,7 +126,7 @@ def export(log: History, path: Path, filters: dict[str, Any]) -> Path:
                 for record in log.find(**filters):
                     out.write(schema.dumps(record) + "\n")
         else:
-            table = flat(log.to_dataframe(**filters))
+            table = flat(log.to_dataframe(**filters), spreadsheet=engine is None)
             if engine is None:
                 table.to_csv(partial, index=False)
             else:

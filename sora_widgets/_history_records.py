@@ -4,8 +4,10 @@ that stamp times and durations as a run moves from pending to its final status."
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from . import _history_schema as schema
@@ -50,28 +52,58 @@ class HistoryRecord(TypedDict):
     sora_widgets_version: str | None
     fal_client_version: str | None
     media: list[dict[str, Any]]
+    owner: str | None
+    heartbeat_at: datetime | None
+    cell_key: str | None
 
 
-def decode(row: sqlite3.Row) -> HistoryRecord:
-    """A stored row as a record: JSON parsed, times as aware datetimes, status as JobStatus."""
-    record: dict[str, Any] = {}
-    for name in row.keys():
-        value = row[name]
-        if name == "arguments_json":
-            record["arguments"] = json.loads(value)
-        elif name == "result_json":
-            record["result"] = None if value is None else json.loads(value)
-        elif name == "media_json":
-            record["media"] = json.loads(value)
-        elif name in ("logs", "tags"):
-            record[name] = json.loads(value)
-        elif name == "status":
-            record[name] = JobStatus(value)
-        elif name in schema.TIME_COLUMNS and value is not None:
-            record[name] = datetime.fromisoformat(value)
-        else:
-            record[name] = value
-    return cast(HistoryRecord, record)
+PATH_COLUMNS = ("video_path", "thumbnail_path", "spritesheet_path", "image_path")
+
+
+def decode(row: sqlite3.Row, *, folder: Path | None = None, path: str | None = None) -> HistoryRecord:
+    """A stored row as a record: JSON parsed, times as aware datetimes, status as JobStatus, and
+    media paths stored relative to the run `folder` made absolute. A row that cannot be read is a
+    HistoryError naming it (and the file at `path`)."""
+    try:
+        record = {name: _value(name, row[name], folder) for name in row.keys() if name not in _JSON_NAMES}
+        record |= _renamed(row)
+        if isinstance(record.get("media"), list):
+            record["media"] = [{**item, "path": absolute(item.get("path"), folder)}
+                               if isinstance(item, dict) and item.get("path") else item
+                               for item in record["media"]]
+        return cast(HistoryRecord, record)
+    except (ValueError, TypeError) as exc:
+        raise HistoryError(f"Run {row['id']} in {path or 'the history'} cannot be read ({exc}); "
+                           "the row looks damaged. Other runs are unaffected.", path=path) from exc
+
+
+_JSON_NAMES = {"arguments_json": "arguments", "result_json": "result", "media_json": "media"}
+
+
+def _renamed(row: sqlite3.Row) -> dict[str, Any]:
+    """The JSON columns under their record names (arguments, result, media)."""
+    return {record: json.loads(row[column]) if row[column] is not None else None
+            for column, record in _JSON_NAMES.items() if column in row.keys()}
+
+
+def _value(name: str, value: Any, folder: Path | None) -> Any:
+    if name in ("logs", "tags"):
+        return json.loads(value)
+    if name == "status":
+        return JobStatus(value)
+    if name in schema.TIME_COLUMNS and value is not None:
+        return datetime.fromisoformat(value)
+    if name in PATH_COLUMNS:
+        return absolute(value, folder)
+    return value
+
+
+def absolute(path: Any, folder: Path | None) -> Any:
+    """A stored media path as a usable one: relative paths are under the run folder (anything
+    that is not text, such as a missing value, is returned as it is)."""
+    if not isinstance(path, str) or not path or folder is None or os.path.isabs(path):
+        return path
+    return str(folder / path)
 
 
 def columns_from_result(result: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import HistoryError, ValidationError
+from ._secrets import is_secret_name, scrub, secret_values
 from .records import JobStatus
 
 FILENAME = "history.sqlite"
@@ -45,6 +46,7 @@ COLUMNS: dict[str, str] = {
     "error_type": "text", "error_message": "text", "logs": "list", "sweep_id": "text",
     "rating": "rating", "notes": "text", "tags": "list",
     "sora_widgets_version": "text", "fal_client_version": "text", "media_json": "items",
+    "owner": "text", "heartbeat_at": "time", "cell_key": "text",
 }
 TIME_COLUMNS = tuple(name for name, kind in COLUMNS.items() if kind == "time")
 
@@ -76,21 +78,40 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("add_media", (  # every video and image an endpoint returned, whatever its output calls them
         "ALTER TABLE runs ADD COLUMN media_json TEXT NOT NULL DEFAULT '[]'",
     )),
+    ("add_owner_and_cell", (  # who follows a job (see _owner.py), and a sweep row's cell
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
+        "ALTER TABLE runs ADD COLUMN cell_key TEXT",
+    )),
 )
 LATEST_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open `path`, check that it is a history this release can use, migrate it, enable WAL."""
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """Open `path`, check that it is a history this release can use, migrate it, enable WAL.
+
+    Read-only, nothing is written: a folder nobody may write is read as it is (`immutable`), and a
+    file that would need a migration is refused with the reason."""
+    if read_only and not path.is_file():
+        raise HistoryError(f"There is no history at {path}, and its folder cannot be written to "
+                           "make one.", path=str(path))
     with ExitStack() as stack:
         try:
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            stack.callback(db.close)
-            _adopt(db, path)
-            # WAL lets readers run beside one writer; NORMAL sync keeps every commit across a
-            # crashed process (only a power cut may lose the last commits).
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                db = _open_read_only(path)
+                stack.callback(db.close)
+                if _version(db, path) != LATEST_VERSION:
+                    raise HistoryError(f"{path} was written by an older sora_widgets and needs an "
+                                       "upgrade, but it cannot be written here. Copy the run folder "
+                                       "somewhere writable and open it there.", path=str(path))
+            else:
+                db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                stack.callback(db.close)
+                _adopt(db, path)
+                # WAL lets readers run beside one writer; NORMAL sync keeps every commit across a
+                # crashed process (only a power cut may lose the last commits).
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
             raise HistoryError(
                 f"{path} could not be opened as a history: {exc}. The file was left untouched.",
@@ -99,6 +120,16 @@ def connect(path: Path) -> sqlite3.Connection:
         db.create_function("sw_contains", 2, _contains, deterministic=True)
         stack.pop_all()
     return db
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection; `immutable` where the folder cannot be written (no -shm file can
+    be made there), so a run folder on a read-only disk or from an archive still reads."""
+    import urllib.parse
+
+    immutable = "" if os.access(path.parent, os.W_OK) else "&immutable=1"
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro{immutable}"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 def _adopt(db: sqlite3.Connection, path: Path) -> None:
@@ -205,7 +236,26 @@ def dumps(value: Any) -> str:
 
 
 def encode(name: str, value: Any, secrets: list[str]) -> Any:
-    """A value for column `name` as stored, with secrets scrubbed; TypeError for the wrong kind."""
+    """A value for column `name` as stored, with secrets scrubbed; TypeError for the wrong kind,
+    ValidationError for text SQLite cannot hold."""
+    return storable(name, _encode(name, value, secrets))
+
+
+def storable(name: str, value: Any) -> Any:
+    """`value` if SQLite can store it; text with a lone surrogate ("\\ud800") is a ValidationError
+    naming the field, raised before any transaction, so one bad prompt harms nothing else."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            field = name.removeprefix(ARG_PREFIX).removesuffix("_json")
+            raise ValidationError([(field, f"holds a character that cannot be stored "
+                                           f"({value[exc.start]!r} at position {exc.start}, a lone "
+                                           "UTF-16 surrogate); remove it")]) from None
+    return value
+
+
+def _encode(name: str, value: Any, secrets: list[str]) -> Any:
     kind = COLUMNS[name]
     if value is None:
         if kind in ("list", "items"):
@@ -247,46 +297,3 @@ def arg_value(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float)):
         return value
     return dumps(value)
-
-
-# ---- secrets -------------------------------------------------------------------------------
-
-SECRET_ENV = ("FAL_KEY", "FAL_KEY_SECRET")
-_MIN_SECRET = 8  # shorter values are too likely to occur in ordinary text to be scrubbed
-_SECRET_NAME = re.compile(
-    r"(?:^|[^a-z])(?:api_?key|key|secret|token|authorization|password|passwd|credentials?)(?:$|[^a-z])")
-# Credentials written out in text ("Authorization: Key ...", "api_key=..."), even when the key
-# did not come from the environment; plain words such as "secret" in a prompt are left alone.
-_SECRET_TEXT = re.compile(
-    r"(?i)\b(authorization|x-fal-key|api[_-]?key|access[_-]?token|fal_key(?:_secret)?)"
-    r"(\"?'?\s*[:=]\s*\"?'?)(?:(?:key|bearer|basic|token)\s+)?[^\s\"',;]+")
-
-
-def secret_values() -> list[str]:
-    """The current key values from the environment (and the secret half of FAL_KEY), longest first."""
-    values = set()
-    for variable in SECRET_ENV:
-        value = os.environ.get(variable, "").strip()
-        if value:
-            values.update({value, value.partition(":")[2]})
-    return sorted((v for v in values if len(v) >= _MIN_SECRET), key=len, reverse=True)
-
-
-def is_secret_name(name: str) -> bool:
-    """True for keys named like a credential: key, api_key, apiKey, access_token, Authorization..."""
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    return _SECRET_NAME.search(snake) is not None
-
-
-def scrub(value: Any, secrets: list[str]) -> Any:
-    """`value` with key values and credential-named entries replaced by "***", at any depth."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "***")
-        return _SECRET_TEXT.sub(lambda m: f"{m[1]}{m[2]}***", value)
-    if isinstance(value, dict):
-        return {key: "***" if isinstance(key, str) and is_secret_name(key) and value[key] is not None
-                else scrub(value[key], secrets) for key in value}
-    if isinstance(value, (list, tuple)):
-        return [scrub(item, secrets) for item in value]
-    return value

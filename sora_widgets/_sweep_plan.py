@@ -6,6 +6,7 @@ Plain data that round-trips through JSON, so a sweep can be reopened after a ker
 from __future__ import annotations
 
 import itertools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -42,8 +43,14 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """Endpoint and arguments as canonical JSON: how a history row is matched to its cell."""
+        """Endpoint and arguments as canonical JSON: how a row written before cell ids is matched."""
         return cell_key(self.arguments, self.endpoint_id)
+
+    @property
+    def cell_id(self) -> str:
+        """What the cell's history row stores (`cell_key`), so a reopened sweep finds it whatever
+        its arguments became on upload: the cell's place in the plan and a digest of its request."""
+        return f"{self.index}:{hashlib.sha256(self.key.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

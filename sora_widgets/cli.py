@@ -15,15 +15,18 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError, SchemaError, SoraWidgetsError, ValidationError
+from ._cli_format import (PrintableStream, Progress, generation_summary, history_table,
+                          schema_listing)
+from ._errors import GenerationError, SoraWidgetsError, ValidationError
 from ._version import __version__
+from .records import JobStatus
 from .schema import DEFAULT_ENDPOINT, EndpointSchema, Field, bundled_endpoints, load_schema, schema_for
 
 if TYPE_CHECKING:
-    from ._cli_format import Progress
     from .jobs import Job
     from .records import Generation
 
@@ -39,26 +42,43 @@ Every run is kept in ./sora_runs (set SORA_WIDGETS_HOME to move it)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command with `argv` (default: sys.argv[1:]) and return its exit code."""
+    """Run the command with `argv` (default: sys.argv[1:]) and return its exit code.
+
+    Everything it prints goes through `printable`, since rows, logs and errors can hold text from
+    a server; bad input of any kind ends in one message on stderr and exit code 2, not a traceback.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        schema = schema_for(_endpoint_option(args)) if _subcommand(args) == "generate" else None
-        parser = build_parser(schema)
+    with redirect_stdout(PrintableStream(sys.stdout)), redirect_stderr(PrintableStream(sys.stderr)):
         try:
-            options = parser.parse_args(args)
-        except SystemExit as exc:  # --help, --version or a usage error: return, do not exit
-            return exc.code if isinstance(exc.code, int) else EXIT_INVALID
-        return int(options.run(options, schema))
-    except (ValidationError, SchemaError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except SoraWidgetsError as exc:  # a failed generation, an unreadable history
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("\nStopped following. Jobs that were sent keep running; "
-              "`sora-widgets resume` picks them up.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            return _run(args)
+        except GenerationError as exc:  # the job was sent and failed: not the input's fault
+            return _report(str(exc), EXIT_FAILED)
+        except (SoraWidgetsError, ValueError) as exc:  # bad arguments, endpoint, document, history
+            return _report(str(exc), EXIT_INVALID)
+        except OSError as exc:  # a file or folder it was pointed at cannot be read or written
+            where = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+            return _report(where, EXIT_INVALID)
+        except KeyboardInterrupt:
+            print("\nStopped following. Jobs that were sent keep running; "
+                  "`sora-widgets resume` picks them up.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+def _run(args: list[str]) -> int:
+    """Parse `args` and run the subcommand; argparse's own usage errors return 2."""
+    schema = schema_for(_endpoint_option(args)) if _subcommand(args) == "generate" else None
+    parser = build_parser(schema)
+    try:
+        options = parser.parse_args(args)
+    except SystemExit as exc:  # --help, --version or a usage error: return, do not exit
+        return exc.code if isinstance(exc.code, int) else EXIT_INVALID
+    return int(options.run(options, schema))
+
+
+def _report(message: str, code: int) -> int:
+    """A problem as one message on stderr, in argparse's form; returns the exit `code`."""
+    print(f"sora-widgets: error: {message}", file=sys.stderr)
+    return code
 
 
 def build_parser(schema: EndpointSchema | None = None) -> argparse.ArgumentParser:
@@ -92,8 +112,8 @@ def build_parser(schema: EndpointSchema | None = None) -> argparse.ArgumentParse
                                description="Show recent runs, newest first.")
     hist.add_argument("--limit", type=_count, default=20,
                       help="how many runs to show (default: 20)")
-    hist.add_argument("--status", choices=["pending", "queued", "running", "completed", "failed",
-                                           "cancelled"], help="only runs with this status")
+    hist.add_argument("--status", choices=[status.value for status in JobStatus],
+                      help="only runs with this status")
     hist.add_argument("--export", metavar="FILE",
                       help="write every run to FILE (.csv, .jsonl or .parquet, by its suffix)")
     hist.set_defaults(run=_run_history)
@@ -212,7 +232,6 @@ def _field_values(options: argparse.Namespace, schema: EndpointSchema) -> dict[s
 
 
 def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
-    from ._cli_format import Progress, generation_summary
     from .backends import resolve_backend
     from .history import History
     from .generation import submit
@@ -254,12 +273,11 @@ def _follow(job: Job, progress: Progress) -> Generation:
 
 
 def _run_history(options: argparse.Namespace, _schema: None) -> int:
-    from ._cli_format import history_table
     from .history import History
 
     log = History()
     filters = {"status": options.status} if options.status else {}
-    if options.export:
+    if options.export is not None:
         written = log.export(options.export, **filters)
         print(f"wrote {_runs(log.count(**filters))} to {written}", file=sys.stderr)
         return 0
@@ -276,19 +294,25 @@ def _runs(count: int) -> str:
 
 
 def _run_resume(options: argparse.Namespace, _schema: None) -> int:
-    from ._cli_format import Progress, generation_summary
     from .history import History
     from .generation import resume
 
     log = History()
-    unfinished = len(log.unfinished())
+    unfinished = [row["id"] for row in log.unfinished()]
     if not unfinished:
         print(f"Nothing to resume: every run in {log.path} has finished.", file=sys.stderr)
         return 0
     jobs: list[Job] = resume(log, backend=options.backend)
-    if unfinished > len(jobs):  # resume() marks rows that were never sent as failed
-        print(f"{_runs(unfinished - len(jobs))} had not been sent when the process stopped: "
-              "marked failed, nothing to follow.", file=sys.stderr)
+    taken = {job.history_id for job in jobs}
+    left = [log.get(id) for id in unfinished if id not in taken]
+    unknown = sum(row["status"] is JobStatus.UNKNOWN for row in left)
+    if unknown:
+        print(f"{_runs(unknown)} stopped while being sent, before fal answered: they may have "
+              "reached fal, so they are recorded as unknown and not sent again; check your fal "
+              "dashboard.", file=sys.stderr)
+    if len(left) > unknown:
+        print(f"{_runs(len(left) - unknown)} followed by another running process: left to it.",
+              file=sys.stderr)
     failed = 0
     for job in jobs:
         progress = Progress(label=f"run {job.history_id}: ")
@@ -311,8 +335,6 @@ def _run_endpoints(options: argparse.Namespace, _schema: None) -> int:
 
 
 def _run_schema(options: argparse.Namespace, _schema: None) -> int:
-    from ._cli_format import schema_listing
-
     schema = schema_for(options.endpoint)
     if options.json:
         rows = [{"name": f.name, "type": f.type, "required": f.required,
@@ -336,17 +358,15 @@ def quickstart_path() -> Path | None:
 def _run_lab(options: argparse.Namespace, _schema: None) -> int:
     notebook = options.notebook or quickstart_path()
     if notebook is None or not notebook.is_file():
-        print(f"error: no notebook at {notebook or 'notebooks/quickstart.ipynb'}; pass "
-              "--notebook PATH", file=sys.stderr)
-        return EXIT_INVALID
+        return _report(f"no notebook at {notebook or 'notebooks/quickstart.ipynb'}; "
+                       "pass --notebook PATH", EXIT_INVALID)
     command = [sys.executable, "-m", "jupyterlab", str(notebook.resolve())]
     if options.dry_run:
         print(shlex.join(command))
         return 0
     if importlib.util.find_spec("jupyterlab") is None:
-        print("error: JupyterLab is not installed here; pip install 'sora-widgets[lab]'",
-              file=sys.stderr)
-        return EXIT_FAILED
+        return _report("JupyterLab is not installed here; pip install 'sora-widgets[lab]'",
+                       EXIT_FAILED)
     os.execv(sys.executable, command)  # replaces this process; JupyterLab handles Ctrl-C
 
 

@@ -6,13 +6,15 @@ before anything is sent, and hands the job to the package's job loop (`jobs.py`)
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CredentialsError, SchemaError, ValidationError
+from ._owner import owner_gone, this_process
 from .backends import Backend, resolve_backend
-from .jobs import EventCallback, Job, live_job
+from .jobs import EventCallback, Job, live_job, max_jobs
 from .records import Generation, JobStatus
 from .schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
 
@@ -44,7 +46,11 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
     problems: list[tuple[str, str]] = []
     for field in schema.fields:
         value = arguments.get(field.name)
-        if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
+            if not urllib.parse.urlsplit(value.strip()).hostname:
+                problems.append((field.name, f"the URL {value.strip()[:80]!r} has no host"))
+            continue
+        if value is None:
             continue
         local: Path | None = None
         if field.kind == "image":
@@ -67,15 +73,20 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
 def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | None = None,
            backend: str | Backend | None = None, history: History | None = None,
            schema: EndpointSchema | None = None, sweep_id: str | None = None,
-           on_event: EventCallback | None = None, **fields: Any) -> Job:
+           cell_key: str | None = None, on_event: EventCallback | None = None, **fields: Any) -> Job:
     """Validate, record and start a generation; returns a Job at once.
 
     `endpoint` is an endpoint id, a path to its OpenAPI document or an EndpointSchema. Fields are
     the endpoint's own (`prompt=`, `image_url=`, `duration=` ...) or `arguments={...}`.
-    Invalid arguments raise ValidationError and nothing is sent or recorded.
+    Invalid arguments raise ValidationError and nothing is sent or recorded. `sweep_id` and
+    `cell_key` tie the row to a sweep's cell.
     """
     from .pricing import estimate_cost
 
+    if arguments is not None and not isinstance(arguments, Mapping):
+        raise ValidationError([("arguments", f"must be a mapping of field names to values, like "
+                                             f"{{'prompt': ...}} (got {type(arguments).__name__})")])
+    max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
     schema = schema or schema_for(endpoint)
     log = _history(history)
     validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
@@ -87,7 +98,7 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
             kind="credentials", endpoint_id=schema.endpoint_id)
     cost = 0.0 if chosen.name == "preview" else estimate_cost(schema, validated)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
-                           cost_usd=cost, **image_columns)
+                           cost_usd=cost, owner=this_process(), cell_key=cell_key, **image_columns)
     job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id)
     job.generation.cost_usd = cost
     if on_event is not None:
@@ -105,15 +116,26 @@ async def generate_async(**kwargs: Any) -> Generation:
     return await submit(**kwargs)
 
 
+UNKNOWN_MESSAGE = ("The process stopped while sending this request, before its answer came back: "
+                   "it may have reached fal (and may run and be billed), or not. It is not sent again "
+                   "automatically. Check your fal dashboard before generating it again.")
+LEGACY_MESSAGE = ("This run was started by an older sora_widgets, which did not record whether the "
+                  "request was being sent when its process stopped: it may have reached fal. It is "
+                  "not sent again automatically; check your fal dashboard before generating it again.")
+
+
 def resume(history: History | None = None, *, backend: str | Backend | None = None,
            sweep_id: str | None = None) -> list[Job]:
-    """Follow every job the history has not seen finish (e.g. after a kernel restart).
+    """Take over every unfinished job whose process is gone (e.g. after a kernel restart).
 
-    A row that was submitted is followed by its request id and finished, never sent again; jobs
-    this process is already following are returned as they are. A row with no request id, whose
-    process is gone, is marked failed. `sweep_id` limits this to one sweep's rows.
+    A row with a request id is followed by it and finished, never sent again. A row that was never
+    sent (pending) is sent now, once. A row whose process died while sending, before the request id
+    came back, ends `unknown` (it may have reached fal) and is not sent again. Rows another live
+    process follows are left to it; two processes resuming at once never take the same row. Jobs
+    this process already follows are returned as they are. `sweep_id` limits this to one sweep.
     """
     log = _history(history)
+    me = this_process()
     jobs = []
     for row in log.unfinished():
         if sweep_id is not None and row.get("sweep_id") != sweep_id:
@@ -121,24 +143,42 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
         live = live_job(log, row["id"])
         if live is not None:
             jobs.append(live)
-        elif not row.get("request_id"):
-            log.finish(row["id"], status=JobStatus.FAILED, error_type="interrupted",
-                       error_message="The process stopped before a request id came back. If it "
-                       "stopped while sending, the request may still have reached the backend: "
-                       "check its dashboard before running it again.")
-        else:
-            jobs.append(_follow(log, row, backend))
+            continue
+        if not owner_gone(row["owner"], row["heartbeat_at"]) or not log.claim(row["id"], me, previous=row["owner"]):
+            continue  # a live process follows it, or another resume() took it first
+        job = _take_over(log, row, backend)
+        if job is not None:
+            jobs.append(job)
+    from .media import remove_partials
+
+    remove_partials(log.media_dir / "videos")
     return jobs
 
 
-def _follow(log: History, row: Mapping[str, Any], backend: str | Backend | None) -> Job:
-    """A Job that follows a submitted row by its request id, on the backend that ran it."""
+def _take_over(log: History, row: Mapping[str, Any], backend: str | Backend | None) -> Job | None:
+    """Follow, send or close a row this process has just claimed."""
+    status = JobStatus(row["status"])
+    if row.get("request_id"):
+        return _job_for(log, row, backend).start(follow_only=True)
+    legacy = row["owner"] is None
+    if (status is JobStatus.SUBMITTING or legacy) and row["backend"] != "preview":
+        log.finish(row["id"], status=JobStatus.UNKNOWN, error_type="lost_answer",
+                   error_message=LEGACY_MESSAGE if legacy else UNKNOWN_MESSAGE)
+        return None
+    if status is JobStatus.SUBMITTING:  # the offline preview bills nothing: render it again
+        log.update(row["id"], logs=[*row["logs"], "Sent again after a restart (offline preview)."])
+    return _job_for(log, row, backend, status=JobStatus.PENDING).start()
+
+
+def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None, *,
+             status: JobStatus | None = None) -> Job:
+    """A Job for a stored row, on the backend that ran it."""
     try:
         schema = load_schema(row["endpoint_id"])
     except SchemaError:  # an endpoint read from a document this process never saw: no fields needed
         schema = EndpointSchema(endpoint_id=row["endpoint_id"], fields=())
     job = Job(schema=schema, arguments=row["arguments"],
               backend=resolve_backend(backend or row["backend"], history=log), history=log,
-              history_id=row["id"], request_id=row["request_id"])
-    job.generation.status = JobStatus(row["status"])
-    return job.start(follow_only=True)
+              history_id=row["id"], request_id=row["request_id"], status=status or JobStatus(row["status"]))
+    job.generation.cost_usd = row["cost_usd"]
+    return job

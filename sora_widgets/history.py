@@ -24,6 +24,7 @@ from . import _history_schema as schema
 from ._errors import HistoryError
 from ._history_records import HistoryRecord, advance, columns_from_result, decode
 from ._history_uploads import UploadCache
+from ._owner import Owner
 from ._version import __version__
 from .records import JobStatus
 
@@ -39,6 +40,7 @@ _FILTERED_COLUMNS = {"status": "status", "endpoint_id": "endpoint_id", "backend"
 _RECORD_SQL = ", ".join(schema.COLUMNS)
 _UPDATE_ALIASES = {"arguments": "arguments_json", "result": "result_json", "media": "media_json"}
 _READ_ONLY = {"id", "created_at", "arguments_json", "result_json"}
+_PATH_COLUMNS = ("video_path", "thumbnail_path", "spritesheet_path", "image_path")
 
 
 @functools.cache
@@ -48,6 +50,16 @@ def _fal_client_version() -> str | None:
         return importlib.metadata.version("fal-client")
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _unwritable(path: Path) -> bool:
+    """True when this process cannot write the history file (or create it in its folder)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return True
+    return not os.access(folder if not path.parent.exists() else path.parent, os.W_OK)
 
 
 def _file_path(path: str | os.PathLike[str] | None) -> Path:
@@ -69,12 +81,18 @@ class History:
     of failing, and a killed process loses at most its uncommitted write.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 read_only: bool | None = None) -> None:
         """Open or create the history at `path`: a run folder (existing, or a name without a
         suffix) holding `history.sqlite`, or the file itself; None means `$SORA_WIDGETS_HOME`,
-        else `./sora_runs`. A corrupt, foreign or newer file raises HistoryError here."""
+        else `./sora_runs`. A corrupt, foreign or newer file raises HistoryError here.
+
+        A history in a folder this process cannot write (read_only=None finds out) opens for
+        reading: records, DataFrame, export and display work, and a write says why it cannot."""
         self._path = _file_path(path)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._read_only = _unwritable(self._path) if read_only is None else read_only
+        if not self._read_only:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._epoch = 0  # bumped by close(): connections of an older epoch are reopened
         self._arg_columns: frozenset[str] = frozenset()
@@ -94,10 +112,21 @@ class History:
         return self._path
 
     @property
+    def read_only(self) -> bool:
+        """True when this history was opened for reading only (e.g. a run folder on a read-only disk)."""
+        return self._read_only
+
+    @property
+    def folder(self) -> Path:
+        """The run folder: the history file, its media, and what paths in records are relative to."""
+        return self._path.parent
+
+    @property
     def media_dir(self) -> Path:
         """The folder beside the file for local copies of videos and images; made on first use."""
         media = self._path.parent / "media"
-        media.mkdir(exist_ok=True)
+        if not self._read_only:
+            media.mkdir(exist_ok=True)
         return media
 
     @property
@@ -129,7 +158,7 @@ class History:
             return cached[1]
         if cached is not None and cached[0][0] == key[0]:
             cached[1].close()  # left over from before close(); a forked child's copy is dropped
-        db = schema.connect(self._path)
+        db = schema.connect(self._path, read_only=self._read_only)
         db.row_factory = sqlite3.Row
         self._local.db = (key, db)
         return db
@@ -149,26 +178,38 @@ class History:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction holding the write lock from its start, committed on success."""
+        """One transaction holding the write lock from its start, committed on success; the
+        argument-column cache takes what the transaction added only once it has committed."""
+        if self._read_only:
+            raise HistoryError(f"History {self._path} is open for reading only (its folder cannot be "
+                               "written here); nothing was recorded. Copy the run folder somewhere "
+                               "writable to add runs or notes.", path=str(self._path))
         with self._sqlite_errors():
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
+            self._local.staged = None
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            if self._local.staged is not None:
+                self._arg_columns = self._local.staged
 
     def _ensure_arg_columns(self, db: sqlite3.Connection, columns: Iterable[str]) -> None:
-        """Add missing argument columns; called inside a write transaction, so adders never race."""
+        """Add missing argument columns inside the write transaction (so adders never race); the
+        cache learns of them when the transaction commits (`_write`)."""
         missing = set(columns) - self._arg_columns
         if not missing:
             return
         existing = schema.arg_columns(db)
         for column in sorted(missing - existing):
             db.execute(f'ALTER TABLE runs ADD COLUMN "{column}"')
-        self._arg_columns = frozenset(existing | missing)
+        self._local.staged = frozenset(existing | missing)
+
+    def _decode(self, row: sqlite3.Row) -> HistoryRecord:
+        return decode(row, folder=self.folder, path=str(self._path))
 
     def _has_arg_column(self, db: sqlite3.Connection, column: str) -> bool:
         if column not in self._arg_columns:
@@ -187,19 +228,27 @@ class History:
         cost_usd: float | None = None,
         image_sha256: str | None = None,
         image_path: str | None = None,
+        owner: Owner | None = None,
+        cell_key: str | None = None,
     ) -> int:
-        """Record a new attempt as `pending` and return its id; committed before anything is sent."""
+        """Record a new attempt as `pending` and return its id; committed before anything is sent.
+
+        `owner` is the process that will follow it (see `_owner.py`); `cell_key` names a sweep's
+        cell, so a reopened sweep finds the row whatever the arguments became on upload."""
         secrets = schema.secret_values()
         clean = schema.scrub(dict(arguments), secrets)
         row = {
             "created_at": schema.now(), "endpoint_id": endpoint_id, "backend": backend,
             "status": JobStatus.PENDING, "arguments_json": clean, "sweep_id": sweep_id,
-            "cost_usd": cost_usd, "image_sha256": image_sha256, "image_path": image_path,
+            "cost_usd": cost_usd, "image_sha256": image_sha256,
+            "image_path": self._stored_path(image_path),
             "logs": [], "tags": [], "sora_widgets_version": __version__,
-            "fal_client_version": _fal_client_version(),
+            "fal_client_version": _fal_client_version(), "cell_key": cell_key,
+            "owner": owner.to_text() if owner else None, "heartbeat_at": schema.now() if owner else None,
         }
+        arg_values = self._arg_values(clean)  # first, so a bad value is named by its own field
         values = {name: schema.encode(name, value, secrets) for name, value in row.items()}
-        values.update(self._arg_values(clean))
+        values.update(arg_values)
         names = ", ".join(f'"{name}"' for name in values)
         with self._write() as db:
             self._ensure_arg_columns(db, (n for n in values if n.startswith(schema.ARG_PREFIX)))
@@ -226,6 +275,10 @@ class History:
             column = _UPDATE_ALIASES.get(name, name)
             if name in _READ_ONLY or column not in schema.COLUMNS:
                 raise TypeError(f"update() got an unknown or read-only column {name!r}")
+            if column in _PATH_COLUMNS:
+                value = self._stored_path(value)
+            elif column == "media_json":
+                value = self._stored_media(value)
             values[column] = schema.encode(column, value, secrets)
         with self._write() as db:
             current = db.execute("SELECT status, created_at, submitted_at, started_at, request_id "
@@ -276,8 +329,53 @@ class History:
         for name, value in arguments.items():
             column = schema.arg_column(name) if isinstance(name, str) else None
             if column is not None:
-                columns[column] = schema.arg_value(value)
+                columns[column] = schema.storable(column, schema.arg_value(value))
         return columns
+
+    def _stored_path(self, path: Any) -> Any:
+        """A media path as stored: relative to the run folder when inside it, so a run folder
+        copied or unzipped elsewhere still finds its videos; other paths as given."""
+        if not isinstance(path, (str, os.PathLike)) or not os.path.isabs(path):
+            return path
+        try:
+            return Path(path).relative_to(self.folder).as_posix()
+        except ValueError:
+            return os.fspath(path)
+
+    def _stored_media(self, items: Any) -> Any:
+        if not isinstance(items, (list, tuple)):
+            return items
+        return [{**item, "path": self._stored_path(item.get("path"))} if isinstance(item, dict) else item
+                for item in items]
+
+    # ---- who follows a job ----------------------------------------------------------------
+
+    def claim(self, id: int, owner: Owner, *, previous: str | None) -> bool:
+        """Make `owner` follow unfinished run `id` if its owner is still `previous` (the text the
+        caller read); False when another process claimed it first or it has ended."""
+        final = [status.value for status in JobStatus if status.is_final]
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET owner = ?, heartbeat_at = ? WHERE id = ? AND owner IS ? "
+                f"AND status NOT IN ({', '.join('?' * len(final))})",
+                [owner.to_text(), schema.to_iso(schema.now()), id, previous, *final])
+        return cursor.rowcount == 1
+
+    def heartbeat(self, ids: Iterable[int], owner: Owner) -> None:
+        """Renew the heartbeat of the runs `owner` follows (called every few seconds while it does)."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._write() as db:
+            db.execute(f"UPDATE runs SET heartbeat_at = ? WHERE owner = ? AND id IN "
+                       f"({', '.join('?' * len(ids))})",
+                       [schema.to_iso(schema.now()), owner.to_text(), *ids])
+
+    def release(self, id: int, owner: Owner) -> None:
+        """Stop owning run `id`, so the next `resume()` anywhere may follow it."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET owner = NULL, heartbeat_at = NULL WHERE id = ? AND owner = ?",
+                       (id, owner.to_text()))
 
     # ---- the read side --------------------------------------------------------------------
 
@@ -287,7 +385,7 @@ class History:
             row = db.execute(f"SELECT {_RECORD_SQL} FROM runs WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise KeyError(id)
-        return decode(row)
+        return self._decode(row)
 
     def find(
         self,
@@ -307,7 +405,7 @@ class History:
         """
         rows = self._select(status=status, model=model, endpoint_id=endpoint_id, backend=backend,
                             sweep_id=sweep_id, text=text, limit=limit, offset=offset)
-        return [decode(row) for row in rows]
+        return [self._decode(row) for row in rows]
 
     def records(self, **filters: Any) -> list[HistoryRecord]:
         """Every record (or those matching `find`'s filters), newest first."""
@@ -323,9 +421,9 @@ class History:
         """Runs without a final status, oldest first: what `resume()` picks up after a crash."""
         final = [status.value for status in JobStatus if status.is_final]
         with self._read() as db:
-            rows = db.execute(f"SELECT {_RECORD_SQL} FROM runs WHERE status NOT IN (?, ?, ?) "
-                              "ORDER BY id", final).fetchall()
-        return [decode(row) for row in rows]
+            rows = db.execute(f"SELECT {_RECORD_SQL} FROM runs WHERE status NOT IN "
+                              f"({', '.join('?' * len(final))}) ORDER BY id", final).fetchall()
+        return [self._decode(row) for row in rows]
 
     def _where(
         self,
@@ -376,7 +474,7 @@ class History:
             if not rows:
                 return
             for row in rows:
-                yield decode(row)
+                yield self._decode(row)
             before = rows[-1]["id"]
 
     def _select(self, *, limit: int | None = None, offset: int = 0, **filters: Any) -> list[sqlite3.Row]:
@@ -391,7 +489,8 @@ class History:
     def to_dataframe(self, **filters: Any) -> pd.DataFrame:
         """A pandas DataFrame, newest first: typed times (UTC), numbers and categories, and one
         column per argument (named `arg_<name>` only where it clashes with a record column)."""
-        return export.dataframe(list(schema.COLUMNS), [tuple(row) for row in self._select(**filters)])
+        return export.dataframe(list(schema.COLUMNS), [tuple(row) for row in self._select(**filters)],
+                                folder=self.folder)
 
     def export(self, path: str | os.PathLike[str], **filters: Any) -> Path:
         """Write the runs to .csv, .jsonl or .parquet (chosen by suffix) and return the path."""

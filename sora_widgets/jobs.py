@@ -3,21 +3,35 @@
 Jobs run as asyncio tasks on one long-lived event loop owned by the package (a daemon thread).
 The sync API (`generate`, `job.result()`) waits on that loop, `generate_async` awaits it from
 the caller's loop, and widgets subscribe to job events. So a notebook kernel, whose own loop is
-already running, never blocks while Sora works, and a plain script works the same way.
+already running, never blocks while a model works, and a plain script works the same way.
+
+A job's life in its history row (every move committed before anyone sees it):
+pending -> submitting (written before the POST) -> queued (the request id, written before any
+caller, event or callback sees it) -> running -> completed | failed | cancelled, or `unknown`
+when the answer to the POST was lost. The row names its owner; a heartbeat thread renews it while
+this process follows the row, so `resume()` elsewhere leaves it alone (see `_owner.py`).
+History writes run in worker threads, never on the job loop itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError, HistoryError
+from ._errors import GenerationError, HistoryError, SoraWidgetsError, ValidationError
+from ._owner import HEARTBEAT_S, this_process
+from ._secrets import scrub, secret_values
 from .backends import Backend
 from .records import Generation, JobEvent, JobStatus
 from .schema import EndpointSchema
@@ -25,14 +39,13 @@ from .schema import EndpointSchema
 if TYPE_CHECKING:
     from .history import History
 
-__all__ = ["Job", "job_loop", "live_job"]
+__all__ = ["Job", "job_loop", "live_job", "max_jobs"]
 
 EventCallback = Callable[["Job", JobEvent], None]
 PREVIEW_NOTE = "Offline preview: no model made this video; it was rendered on this machine from your image."
 
-#: jobs followed at once in this process; more wait, pending, for a place. fal queues what is over
-#: a key's own limit on its side, so this only bounds connections and render threads here.
-MAX_CONCURRENT_JOBS = int(os.environ.get("SORA_WIDGETS_MAX_JOBS", "32"))
+logger = logging.getLogger("sora_widgets")
+_heartbeat: threading.Thread | None = None
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -58,12 +71,61 @@ def live_job(history: History, history_id: int) -> Job | None:
     return _live.get((str(history.path), history_id))
 
 
+def max_jobs() -> int:
+    """How many jobs this process follows at once (`SORA_WIDGETS_MAX_JOBS`, default 32); more wait,
+    pending, for a place. fal queues what is over a key's own limit on its side, so this only
+    bounds connections and render threads here."""
+    raw = os.environ.get("SORA_WIDGETS_MAX_JOBS", "").strip() or "32"
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValidationError([("SORA_WIDGETS_MAX_JOBS", f"must be a whole number of jobs, 1 or more "
+                                                         f"(got {raw!r})")])
+    return count
+
+
 def _job_slots() -> asyncio.Semaphore:
     """The places for running jobs, made on the job loop the first time one is needed."""
     global _slots
     if _slots is None:
-        _slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
+        _slots = asyncio.Semaphore(max_jobs())
     return _slots
+
+
+def _start_heartbeat() -> None:
+    """Start, once per process, the thread that renews the heartbeat of every row followed here."""
+    global _heartbeat
+    with _live_lock:
+        if _heartbeat is None or not _heartbeat.is_alive():
+            _heartbeat = threading.Thread(target=_beat, name="sora-widgets-heartbeat", daemon=True)
+            _heartbeat.start()
+
+
+def _beat() -> None:
+    while True:
+        time.sleep(HEARTBEAT_S)
+        with _live_lock:
+            followed = list(_live.values())
+        by_file: dict[str, tuple[History, list[int]]] = {}
+        for job in followed:
+            by_file.setdefault(str(job.history.path), (job.history, []))[1].append(job.history_id)
+        for history, ids in by_file.values():
+            try:
+                history.heartbeat(ids, this_process())
+            except SoraWidgetsError as exc:  # a busy or read-only file: try again next beat
+                logger.warning("could not renew the heartbeat of runs %s in %s: %s", ids, history.path, exc)
+
+
+def _lost_contact(exc: GenerationError) -> bool:
+    """True for a failure to reach the backend (not an answer about the job): the job may still be
+    fine, so its row stays resumable."""
+    if exc.kind in ("network", "rate_limited"):
+        return True
+    if exc.kind == "timeout":
+        return exc.status_code is None
+    return exc.kind == "server" and exc.status_code in (502, 503, 504)
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
@@ -81,7 +143,8 @@ class Job:
     """A generation under way on the package loop: returns at once, observable, cancellable."""
 
     def __init__(self, *, schema: EndpointSchema, arguments: dict[str, Any], backend: Backend,
-                 history: History, history_id: int, request_id: str | None = None) -> None:
+                 history: History, history_id: int, request_id: str | None = None,
+                 status: JobStatus = JobStatus.PENDING) -> None:
         self.schema = schema
         self.backend = backend
         self.history = history
@@ -89,15 +152,17 @@ class Job:
         self.events: list[JobEvent] = []
         self.generation = Generation(
             endpoint_id=schema.endpoint_id, arguments=dict(arguments), backend=backend.name,
-            request_id=request_id, history_id=history_id,
+            request_id=request_id, history_id=history_id, status=JobStatus(status),
             note=PREVIEW_NOTE if backend.name == "preview" else None)
         self._callbacks: list[EventCallback] = []
         self._lock = threading.Lock()
         self._cancel_requested = False
+        self._phase = "waiting"  # then "preparing", "submitting", "following", "ending"
         self._created = time.monotonic()
         self._submitted: float | None = None
         self._started: float | None = None
         self._future: concurrent.futures.Future[Generation] | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._failure: GenerationError | None = None  # what ended the job, when it failed
 
     # --- what callers read -------------------------------------------------------------------
@@ -138,9 +203,8 @@ class Job:
         If `timeout` passes first, TimeoutError is raised and the job keeps running: call again,
         or `sw.resume()` after a restart, with its request id.
         """
-        assert self._future is not None, "the job was never started"
         try:
-            self._future.result(timeout)
+            self._started_future().result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(
                 f"{self.endpoint_id} job (history id {self.history_id}, request id "
@@ -152,9 +216,14 @@ class Job:
         return self._await().__await__()
 
     async def _await(self) -> Generation:
-        assert self._future is not None, "the job was never started"
-        await asyncio.wrap_future(self._future)
+        await asyncio.wrap_future(self._started_future())
         return self._outcome()
+
+    def _started_future(self) -> concurrent.futures.Future[Generation]:
+        if self._future is None:
+            raise GenerationError("The job was never started: call job.start().", kind="internal",
+                                  endpoint_id=self.endpoint_id, history_id=self.history_id)
+        return self._future
 
     def _outcome(self) -> Generation:
         gen = self.generation
@@ -170,7 +239,9 @@ class Job:
     # --- events ------------------------------------------------------------------------------
 
     def on_event(self, callback: EventCallback) -> None:
-        """Call `callback(job, event)` for every event from now on (on the job loop's thread)."""
+        """Call `callback(job, event)` for every event from now on (on the job loop's thread).
+
+        A callback that raises is logged (logger "sora_widgets") and never changes the job."""
         with self._lock:
             self._callbacks.append(callback)
 
@@ -196,12 +267,19 @@ class Job:
             self.events.append(event)
             callbacks = list(self._callbacks)
         for callback in callbacks:
-            callback(self, event)
+            try:
+                callback(self, event)
+            except Exception:  # a caller's bug: logged with its traceback, the job goes on
+                logger.exception("an on_event callback raised on the %s event of run %s",
+                                 event.kind, self.history_id)
 
     # --- control -----------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Ask the backend to stop the job; the row ends `cancelled` unless it had already finished."""
+        """Ask the backend to stop the job; the row ends `cancelled` unless it had already finished.
+
+        During the submit the request is not abandoned: its id is recorded, then cancelled on the
+        backend, so the row ends cancelled with its request id."""
         self._cancel_requested = True
         if self._future is None or self._future.done():
             return
@@ -212,15 +290,23 @@ class Job:
             asyncio.run_coroutine_threadsafe(self._cancel(), loop).result(timeout=60)
 
     async def _cancel(self) -> None:
-        if self.request_id is not None:
-            try:
-                await self.backend.cancel(self.endpoint_id, self.request_id)
-            except GenerationError as exc:
-                if exc.kind == "already_completed":
-                    return
-                raise
-        if self._task is not None:
+        if self._phase == "submitting":
+            return  # `_steps` cancels it on the backend once its request id is recorded
+        if self._phase == "following" and self.request_id is not None:
+            if not await self._cancel_on_backend():
+                return
+        if self._task is not None and self._phase != "ending":  # an ending job records its end
             self._task.cancel()
+
+    async def _cancel_on_backend(self) -> bool:
+        """Ask the backend to stop this request; False when it had already finished."""
+        try:
+            await self.backend.cancel(self.endpoint_id, self.request_id or "")
+        except GenerationError as exc:
+            if exc.kind == "already_completed":
+                return False
+            raise
+        return True
 
     def start(self, *, follow_only: bool = False) -> Job:
         """Schedule the job on the package loop (submitting it unless it was submitted before)."""
@@ -228,10 +314,10 @@ class Job:
             self._task = asyncio.current_task()
             return await self._run(follow_only)
 
-        self._task: asyncio.Task[Any] | None = None
         key = (str(self.history.path), self.history_id)
         with _live_lock:
             _live[key] = self
+        _start_heartbeat()
         self._future = asyncio.run_coroutine_threadsafe(runner(), job_loop())
         self._future.add_done_callback(lambda _f: _live.pop(key, None))
         return self
@@ -239,19 +325,18 @@ class Job:
     # --- the life of a job, on the job loop ----------------------------------------------------
 
     async def _run(self, follow_only: bool) -> Generation:
-        """The whole life of the job; every way out leaves the history row with a final status."""
+        """The whole life of the job; every way out leaves the history row true: a final status,
+        or (contact lost after the request id was recorded) still resumable."""
         try:
             async with _job_slots():
                 await self._steps(follow_only)
         except asyncio.CancelledError:
-            self._finish(JobStatus.CANCELLED, error_type="cancelled",
-                         error="Cancelled before a video was made.")
+            said = "Cancelled." if self.request_id else "Cancelled before anything was sent."
+            await self._end(JobStatus.CANCELLED, error_type="cancelled", error=said)
         except GenerationError as exc:
-            self._failure = exc
-            status = JobStatus.CANCELLED if exc.kind == "cancelled" else JobStatus.FAILED
-            self._finish(status, error_type=exc.kind, error=str(exc))
+            await self._fail(exc)
         except Exception as exc:  # record any other failure on the row, then let it be seen
-            self._finish(JobStatus.FAILED, error_type=type(exc).__name__, error=f"{type(exc).__name__}: {exc}")
+            await self._end(JobStatus.FAILED, error_type="internal", error=f"{type(exc).__name__}: {exc}")
             raise GenerationError(str(exc), kind="internal", endpoint_id=self.endpoint_id,
                                   request_id=self.request_id, history_id=self.history_id,
                                   generation=self.generation) from exc
@@ -260,25 +345,44 @@ class Job:
     async def _steps(self, follow_only: bool) -> None:
         """Prepare and submit (unless resuming), follow the events, fetch and keep the result."""
         if not follow_only:
-            sent = await self.backend.prepare(self.endpoint_id, self.arguments)
-            if sent != self.arguments:  # e.g. a local image now uploaded: record what is sent
-                self.generation.arguments = dict(sent)
-                self.history.update(self.history_id, arguments=sent)
-            if self._cancel_requested:
+            await self._submit()
+        self._phase = "following"
+        if self._cancel_requested:  # asked while the POST was in flight: its id is recorded now
+            if await self._cancel_on_backend():
                 raise asyncio.CancelledError
-            request_id = await self.backend.submit(self.endpoint_id, sent)
-            self._submitted = time.monotonic()
-            self.generation.request_id = request_id
-            self._set_status(JobStatus.QUEUED, request_id=request_id, submitted_at=_now())
         async for event in self.backend.events(self.endpoint_id, self.request_id or ""):
-            self._on_backend_event(event)
+            await self._on_backend_event(event)
         output = await self.backend.result(self.endpoint_id, self.request_id or "")
-        await self._complete(output)
+        await self._complete(self._clean(output))
 
-    def _on_backend_event(self, event: JobEvent) -> None:
+    async def _submit(self) -> None:
+        """Upload, write `submitting`, POST once, and commit the request id before it is seen."""
+        self._phase = "preparing"
+        sent = await self.backend.prepare(self.endpoint_id, self.arguments)
+        if sent != self.arguments:  # e.g. a local image now uploaded: record what is sent
+            await self._write(arguments=sent)
+            self.generation.arguments = dict(sent)
+        if self._cancel_requested:
+            raise asyncio.CancelledError
+        await self._move(JobStatus.SUBMITTING)
+        self._phase = "submitting"
+        posting = asyncio.ensure_future(self.backend.submit(self.endpoint_id, sent))
+        try:
+            request_id = await asyncio.shield(posting)
+        except asyncio.CancelledError:  # never abandon a POST in flight: its id must be kept
+            self._cancel_requested = True
+            request_id = await posting
+        await self._move(JobStatus.QUEUED, request_id=request_id, submitted_at=_now())
+        self.generation.request_id = request_id
+        self._submitted = time.monotonic()
+
+    async def _on_backend_event(self, event: JobEvent) -> None:
         gen = self.generation
+        event = JobEvent(event.kind, position=event.position, elapsed_s=event.elapsed_s,
+                         logs=tuple(self._clean(list(event.logs))),
+                         message=self._clean(event.message) if event.message else None)
         if event.kind == "queued" and gen.status in (JobStatus.PENDING, JobStatus.QUEUED):
-            self._set_status(JobStatus.QUEUED)
+            await self._move(JobStatus.QUEUED)
         elif event.kind == "running":
             columns: dict[str, Any] = {}
             if gen.status is not JobStatus.RUNNING:
@@ -288,21 +392,28 @@ class Job:
                     gen.queued_s = round(self._started - self._submitted, 3)
                     columns["queued_s"] = gen.queued_s
             if event.logs:
-                gen.logs.extend(event.logs)
-                columns["logs"] = gen.logs
-            self._set_status(JobStatus.RUNNING, **columns)
+                columns["logs"] = [*gen.logs, *event.logs]
+            await self._move(JobStatus.RUNNING, **columns)
+            gen.logs.extend(event.logs)
         if not event.is_final:
             self._emit(event)
 
-    def _set_status(self, status: JobStatus, **columns: Any) -> None:
-        changed = status is not self.generation.status
+    async def _write(self, **columns: Any) -> None:
+        """Write columns of this job's row from a worker thread (the job loop never waits on disk)."""
+        await asyncio.to_thread(self.history.update, self.history_id, **columns)
+
+    async def _move(self, status: JobStatus, **columns: Any) -> None:
+        """The one place a job changes status: checked against the lifecycle, committed to the
+        history, and only then visible on the Job."""
+        current = self.generation.status
+        if status is not current and not current.can_become(status):
+            raise GenerationError(f"Run {self.history_id} is {current.value}; it cannot become "
+                                  f"{status.value}.", kind="internal", history_id=self.history_id)
+        if status is not current or columns:
+            await self._write(status=status, **columns)
         self.generation.status = status
-        if changed or columns:
-            self.history.update(self.history_id, status=status, **columns)
 
     async def _complete(self, output: Mapping[str, Any]) -> None:
-        from dataclasses import asdict
-
         from .media import find_media
 
         gen = self.generation
@@ -315,27 +426,44 @@ class Job:
         gen.thumbnail_url = _url(output.get("thumbnail")) or (images[0]["url"] if images and not videos else None)
         gen.spritesheet_url = _url(output.get("spritesheet"))
         await asyncio.to_thread(self._keep_media)
-        self._finish(JobStatus.COMPLETED)
+        await self._end(JobStatus.COMPLETED)
 
     def _keep_media(self) -> None:
         """Copy every video and image the endpoint returned into the media folder (fal's URLs
-        expire); the first video (and poster image) also fill the history's video columns."""
-        from .media import download
+        expire); the first video (and poster image) also fill the history's video columns.
+
+        Only http(s) URLs are fetched, bounded and checked to hold what they claim; a file the
+        backend rendered itself (the offline preview) is linked. The main result (the first video,
+        else the first image) must be kept, or the run fails with its URL and request id kept; an
+        extra file that cannot be kept is noted in the logs."""
+        from .media import download, link_or_copy, remove_partials
 
         gen = self.generation
         folder = self.history.media_dir / "videos"
+        remove_partials(folder)
         stem = f"{self.history_id:06d}-{gen.video_id or gen.request_id}"
+        main = next((m for m in gen.media if m["kind"] == "video"),
+                    next((m for m in gen.media if m["kind"] == "image"), None))
         for item in gen.media:
             if item["kind"] not in ("video", "image"):
                 continue
             role = item["field"] + ("" if item["index"] is None else f"-{item['index']}")
             default = ".mp4" if item["kind"] == "video" else ".jpg"
+            name = f"{stem}.{role}" + _suffix(item["url"], default)
+            own = self._own_file(item["url"])
             try:
-                name = f"{stem}.{role}" + _suffix(item["url"], default)
-                item["path"] = str(download(item["url"], folder, name=name, size=item["file_size"]))
+                kept = (link_or_copy(own, folder / name) if own is not None else
+                        download(item["url"], folder, name=name, size=item["file_size"], kind=item["kind"]))
             except GenerationError as exc:
-                gen.logs.append(f"Could not keep a local copy of {item['url']}: {exc}")
+                if item is main:
+                    raise GenerationError(
+                        f"The {item['kind']} was made (request id {gen.request_id}) but could not be "
+                        f"kept: {exc} Its URL stays in the history.", kind="download",
+                        endpoint_id=self.endpoint_id, request_id=gen.request_id,
+                        history_id=self.history_id) from exc
+                gen.logs.append(f"Could not keep a local copy of the {role} file: {exc}")
                 continue
+            item["path"] = str(kept)
             if item["url"] == gen.video_url and gen.video_path is None:
                 gen.video_path = item["path"]
             elif item["url"] == gen.thumbnail_url and gen.thumbnail_path is None:
@@ -343,17 +471,58 @@ class Job:
             elif item["url"] == gen.spritesheet_url and gen.spritesheet_path is None:
                 gen.spritesheet_path = item["path"]
 
-    def _finish(self, status: JobStatus, *, error_type: str | None = None,
-                error: str | None = None) -> None:
+    def _own_file(self, url: str) -> Path | None:
+        """The local file behind a `file:` URL inside the folder the backend renders into (the
+        offline preview's own output); None for anything else, which must come over http(s)."""
+        root = getattr(self.backend, "local_media_root", None)
+        if root is None or not url.startswith("file:"):
+            return None
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).resolve()
+        return path if path.is_relative_to(Path(root).resolve()) and path.is_file() else None
+
+    async def _fail(self, exc: GenerationError) -> None:
+        """End the job for `exc`, or leave its row resumable when only the contact was lost."""
+        following, self._phase = self._phase == "following", "ending"
+        message = self._clean(str(exc))
+        self._failure = exc
+        if following and self.request_id and _lost_contact(exc):
+            await self._detach(exc.kind, message)
+        elif exc.kind == "lost_answer":
+            await self._end(JobStatus.UNKNOWN, error_type=exc.kind, error=message)
+        elif exc.kind == "cancelled":
+            await self._end(JobStatus.CANCELLED, error_type=exc.kind, error=message)
+        else:
+            await self._end(JobStatus.FAILED, error_type=exc.kind, error=message)
+
+    async def _detach(self, kind: str, message: str) -> None:
+        """Contact lost after the request id was recorded: the row keeps its status and request id,
+        without an owner, so `sw.resume()` (here or anywhere) follows it to the end later."""
+        gen = self.generation
+        said = (f"{message} The job keeps its request id {gen.request_id}; it stays "
+                f"{gen.status.value} in the history, and sw.resume() follows it to the end once the "
+                "backend can be reached again.")
+        try:
+            await self._write(error_type=kind, error_message=said, logs=[*gen.logs, said])
+            await asyncio.to_thread(self.history.release, self.history_id, this_process())
+        except SoraWidgetsError as write_error:
+            logger.warning("run %s lost contact and could not be released: %s", self.history_id, write_error)
+        gen.logs.append(said)
+        gen.status, gen.error_type, gen.error = JobStatus.FAILED, kind, said
+        gen.total_s = round(time.monotonic() - self._created, 3)
+        self._emit(JobEvent(kind="failed", elapsed_s=gen.total_s, message=said))
+
+    async def _end(self, status: JobStatus, *, error_type: str | None = None,
+                   error: str | None = None) -> None:
+        """Give the job its final status: on the row first (a worker thread), then on the Job."""
+        self._phase = "ending"
         gen = self.generation
         end = time.monotonic()
-        gen.status, gen.error_type, gen.error = status, error_type, error
         gen.total_s = round(end - self._created, 3)
         if self._started is not None:
             gen.running_s = round(end - self._started, 3)
         try:
-            self.history.finish(
-                self.history_id, status=status, result=gen.result, error_type=error_type,
+            await self._write(
+                status=status, result=gen.result, error_type=error_type,
                 error_message=error, video_url=gen.video_url, video_path=gen.video_path,
                 video_id=gen.video_id, thumbnail_url=gen.thumbnail_url,
                 thumbnail_path=gen.thumbnail_path, spritesheet_url=gen.spritesheet_url,
@@ -364,7 +533,14 @@ class Job:
             if not recorded.is_final:
                 raise
             gen.logs.append(f"Another process had already recorded this run as {recorded.value}.")
+        gen.status, gen.error_type, gen.error = status, error_type, error
         self._emit(JobEvent(kind=status.value, elapsed_s=gen.total_s, message=error))  # type: ignore[arg-type]
+
+    def _clean(self, value: Any) -> Any:
+        """`value` (text, or JSON from a server) with the key removed, including a key= given in code."""
+        own = getattr(self.backend, "secret_values", None)
+        secrets = sorted({*secret_values(), *(own() if callable(own) else ())}, key=len, reverse=True)
+        return scrub(value, secrets)
 
     def __repr__(self) -> str:
         return (f"Job({self.status.value}, {self.endpoint_id}, history_id={self.history_id}, "

@@ -1,5 +1,10 @@
 """Media on disk: input images stored by content hash, downloaded videos, probing, thumbnails.
 
+What comes from outside is bounded: `download` fetches only http(s) URLs (never a local file,
+even through a redirect), within a size cap and an overall deadline, and keeps a file only when
+it looks like the video or image asked for; input images over `MAX_INPUT_PIXELS` are refused
+before they are decoded.
+
 Heavy libraries (Pillow, PyAV, numpy) are imported inside the functions that need them, so
 `import sora_widgets` stays fast.
 """
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import os
@@ -15,12 +21,14 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
+import time
 import urllib.parse
-import urllib.request
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeGuard, Union
 
 from ._errors import GenerationError, ValidationError
 
@@ -33,6 +41,21 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, "Image.Image"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two letters or more: "C:\x" is a path
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+
+#: The largest input image accepted, in pixels: checked from the header, before decoding.
+MAX_INPUT_PIXELS = 40_000_000
+#: `download`'s overall deadline when none is given: long enough for a 2 GB video on a slow line.
+DOWNLOAD_DEADLINE_S = 15 * 60.0
+#: The environment variable that caps one download, in megabytes (read at each call).
+MAX_DOWNLOAD_MB_VAR = "SORA_WIDGETS_MAX_DOWNLOAD_MB"
+_DEFAULT_MAX_DOWNLOAD_MB = 2048
+_IMAGE_FETCH_MAX_BYTES = 64 << 20  # load_image's URLs: an input image, not a video
+_IMAGE_FETCH_DEADLINE_S = 60.0
+_MAX_REDIRECTS = 5
+_SNIFF_BYTES = 512  # how much of a body is looked at before it is believed to be a video or image
+_PARTIAL = re.compile(r"^\..+\.(?:(\d+)-)?[A-Za-z0-9_]+\.part$")  # .<name>.<pid>-<random>.part
+_WRITING: set[str] = set()  # the .part files this process is writing now: remove_partials spares them
+_WRITING_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -75,13 +98,22 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+def sniff_video(data: bytes) -> str | None:
+    """The video container named by the first bytes ("mp4" for MP4/MOV, "webm" for WebM/MKV), else None."""
+    if data[4:8] == b"ftyp":
+        return "mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    return None
+
+
 def _describe(value: Any) -> str:
     """A short, safe description of what the user gave, for error messages."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _is_pil_image(value: Any) -> bool:
+def _is_pil_image(value: Any) -> TypeGuard[Image.Image]:
     pil = sys.modules.get("PIL.Image")  # a PIL image can only exist once PIL is imported
     return pil is not None and isinstance(value, pil.Image)
 
@@ -105,17 +137,31 @@ def _image_bytes(data: bytes, given: str) -> tuple[bytes, str]:
 
     kind = sniff_image(data)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            if kind is not None:
-                return data, kind
-            out = io.BytesIO()
-            img.convert("RGBA" if "A" in img.getbands() else "RGB").save(out, format="PNG")
-            return out.getvalue(), "png"
+        with warnings.catch_warnings():  # PIL warns of a likely bomb; refuse it instead
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                _check_pixels(img.size, given)
+                img.load()
+                if kind is not None:
+                    return data, kind
+                out = io.BytesIO()
+                img.convert("RGBA" if "A" in img.getbands() else "RGB").save(out, format="PNG")
+                return out.getvalue(), "png"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _BadImage(f"{given} is too large to open safely ({exc}); the limit is "
+                        f"{MAX_INPUT_PIXELS / 1e6:g} million pixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         start = bytes(data[:12])
         raise _BadImage(f"{given} could not be read as an image "
                         f"({len(data)} bytes starting {start!r}): {exc}") from exc
+
+
+def _check_pixels(size: tuple[int, int], given: str) -> None:
+    """Refuse an image larger than MAX_INPUT_PIXELS before it is decoded (a decompression bomb)."""
+    width, height = size
+    if width * height > MAX_INPUT_PIXELS:
+        raise _BadImage(f"{given} is {width}x{height} pixels ({width * height / 1e6:.1f} million), "
+                        f"over the limit of {MAX_INPUT_PIXELS / 1e6:g} million pixels")
 
 
 def _pil_bytes(img: Image.Image) -> bytes:
@@ -146,16 +192,43 @@ def _store(data: bytes, kind: str, media_dir: Path) -> tuple[str, Path]:
     return digest, dest
 
 
+@contextlib.contextmanager
+def _part_file(dest: Path) -> Iterator[str]:
+    """A new empty `.<name>.<random>.part` file beside `dest`, removed on the way out unless it
+    was renamed; while it is in use, remove_partials in this process leaves it alone."""
+    with _WRITING_LOCK:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}-", suffix=".part")
+        _WRITING.add(os.path.realpath(tmp))
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        with _WRITING_LOCK:
+            _WRITING.discard(os.path.realpath(tmp))
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
 def atomic_write(dest: Path, data: bytes) -> None:
     """Write `data` to `dest` through a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+    with _part_file(dest) as tmp:
+        Path(tmp).write_bytes(data)
         os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL with a host, as a phrase ("has no host"), or None."""
+    match = _SCHEME.match(url)
+    if match is None:
+        return "is a local path, not an http(s) URL"
+    scheme = match.group(1).lower()
+    if scheme not in ("http", "https"):
+        return f"uses {scheme}:, and only http(s) URLs are fetched"
+    try:
+        host = urllib.parse.urlsplit(url).hostname
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    return None if host else "has no host"
 
 
 def _remote_url(value: Any) -> str | None:
@@ -164,13 +237,24 @@ def _remote_url(value: Any) -> str | None:
         return None
     scheme, url = match.group(1).lower(), value.strip()
     if scheme in ("http", "https"):
-        if not urllib.parse.urlsplit(url).netloc:
-            raise _BadImage(f"the URL {_describe(url)} has no host")
+        if (problem := _url_problem(url)) is not None:
+            raise _BadImage(f"the URL {_describe(_shown(url))} {problem}")
         return url
     if scheme != "data":
         raise _BadImage(f"{scheme}: URLs are not accepted (got {_describe(value)}); give an "
                         "http(s) URL, a data URI, a local file path, bytes or a PIL image")
     return None
+
+
+def check_remote_url(value: str, field: str) -> str:
+    """`value` stripped, when it is an http(s) URL with a host; else ValidationError naming `field`."""
+    try:
+        url = _remote_url(value)
+    except _BadImage as exc:
+        raise ValidationError([(field, str(exc))]) from exc
+    if url is None:
+        raise ValidationError([(field, f"expected an http(s) URL, got {_describe(value)}")])
+    return url
 
 
 def _local_content(value: Any) -> tuple[bytes, str, str | None]:
@@ -231,119 +315,305 @@ def load_image(value: ImageInput, *, timeout: float = 5.0, field: str = "image_u
         return img.convert("RGB")
 
 
+def _shown(url: str) -> str:
+    """`url` fit for a message: no query string, fragment or user:password (signed URLs carry
+    tokens there), at most 100 characters."""
+    base = re.split(r"[?#]", url, maxsplit=1)[0]
+    text = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/]*@", r"\1", base) + ("?..." if "?" in url else "")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _refused(url: str, why: str) -> GenerationError:
+    """The error for a download that was refused: it names the URL (without its query) and why."""
+    return GenerationError(f"refused to download {_shown(url)}: {why}", kind="download")
+
+
+def _refuse_bad_redirect(response: httpx.Response) -> None:
+    """A response hook: stop before httpx follows a redirect to anything but an http(s) URL."""
+    if response.has_redirect_location:
+        target = urllib.parse.urljoin(str(response.request.url), response.headers["location"])
+        if (problem := _url_problem(target)) is not None:
+            raise _refused(str(response.request.url), f"it redirects to {_shown(target)}, which {problem}")
+
+
 def _http_client(timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """A client that follows at most a few redirects, each checked to stay on http(s)."""
     import httpx
 
     return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                        follow_redirects=True, transport=transport)
+                        follow_redirects=True, max_redirects=_MAX_REDIRECTS, transport=transport,
+                        event_hooks={"response": [_refuse_bad_redirect]})
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    """Refuse an HTTP error answer, keeping its status code on the error."""
+    if response.status_code >= 400:
+        raise GenerationError(f"downloading {_shown(url)} failed: HTTP {response.status_code}",
+                              kind="download", status_code=response.status_code)
+
+
+def _bounded_chunks(response: httpx.Response, url: str, *, max_bytes: int, limit_name: str,
+                    started: float, deadline_s: float) -> Iterator[bytes]:
+    """The body as it arrives (a fixed chunk size would wait to fill it), cut past `max_bytes`
+    or `deadline_s` after the monotonic time `started`, so neither a flood nor a trickle lasts."""
+    got = 0
+    for chunk in response.iter_bytes():
+        got += len(chunk)
+        if got > max_bytes:
+            raise _refused(url, f"it sent more than the limit of {_megabytes(max_bytes)} "
+                                f"({limit_name}); the download was cut")
+        if time.monotonic() - started > deadline_s:
+            raise _refused(url, f"it was still arriving after the deadline of {deadline_s:g} s "
+                                f"({got} bytes so far)")
+        yield chunk
 
 
 def _fetch_bytes(url: str, *, timeout: float) -> bytes:
+    """An input image's bytes from an http(s) URL, bounded like a download."""
     import httpx
 
+    started = time.monotonic()
     try:
-        with _http_client(timeout, None) as client:
-            response = client.get(url)
-            response.raise_for_status()
-            return response.content
+        with _http_client(timeout, None) as client, client.stream("GET", url) as response:
+            _check_status(response, url)
+            return b"".join(_bounded_chunks(
+                response, url, max_bytes=_IMAGE_FETCH_MAX_BYTES, limit_name="input images",
+                started=started, deadline_s=_IMAGE_FETCH_DEADLINE_S))
     except httpx.HTTPError as exc:
-        raise GenerationError(f"could not fetch {url}: {exc}", kind="download") from exc
+        raise GenerationError(f"could not fetch {_shown(url)}: {exc}", kind="download") from exc
 
 
-def _local_source(url_or_path: str | os.PathLike) -> Path | None:
-    """The local file a file:// URL or plain path names; None for http(s)."""
-    text = os.fspath(url_or_path)
-    match = _SCHEME.match(text)
-    if match is None:
-        return Path(text).expanduser()
-    scheme = match.group(1).lower()
-    if scheme == "file":
-        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(text).path))
-    if scheme in ("http", "https"):
-        return None
-    raise GenerationError(f"cannot download {_describe(text)}: unsupported URL scheme {scheme}:",
-                          kind="download")
+def _megabytes(n: int) -> str:
+    """A byte count for messages, in MB with one decimal."""
+    return f"{n / (1 << 20):.1f} MB"
+
+
+def _max_download_bytes() -> int:
+    """The cap on one download: SORA_WIDGETS_MAX_DOWNLOAD_MB megabytes (default 2048), read now."""
+    raw = os.environ.get(MAX_DOWNLOAD_MB_VAR, "").strip()
+    if not raw:
+        return _DEFAULT_MAX_DOWNLOAD_MB << 20
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationError([(MAX_DOWNLOAD_MB_VAR, "must be a whole number of megabytes, "
+                                                     f"1 or more (got {raw!r})")])
+    return int(raw) << 20
 
 
 def download(
-    url_or_path: str | os.PathLike,
+    url: str | os.PathLike[str],
     dest_dir: Path,
     *,
     name: str,
     size: int | None = None,
+    kind: str | None = None,
     timeout: float = 60.0,
+    deadline_s: float | None = None,
+    max_bytes: int | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> Path:
-    """Fetch a media URL (http(s), file:// or a local path) to `dest_dir/name`, atomically.
+    """Fetch an http(s) media URL to `dest_dir/name`, atomically, bounded and checked.
 
-    A file already there with the expected size (`size`, or the server's Content-Length) is
-    kept. Local files are hard-linked when possible, else copied. Any failure raises
-    GenerationError(kind="download"); a partial file is never left under the final name.
+    Anything else (a local path, `file:`, `data:`, `ftp:` ..., or a redirect to one) is refused
+    without being read. The body may be at most `max_bytes` (default: the environment's
+    SORA_WIDGETS_MAX_DOWNLOAD_MB, else 2048 MB) and must arrive within `deadline_s` (default
+    DOWNLOAD_DEADLINE_S, 15 minutes); `timeout` bounds each connect and read. With `kind`
+    "video" or "image" the first bytes must look like one (a video must also hold a video
+    stream) before the file gets its name. A file already there with the expected size (`size`,
+    or the server's Content-Length) is kept. Any failure raises GenerationError(kind="download")
+    and leaves nothing under the final name, nor a `.part` file.
     """
     if Path(name).name != name or name in ("", ".", ".."):
         raise ValueError(f"name must be a plain file name, got {name!r}")
-    dest_dir = Path(dest_dir)
-    dest = dest_dir / name
+    if kind not in (None, "video", "image"):
+        raise ValueError(f"kind must be 'video', 'image' or None, got {kind!r}")
+    text = os.fspath(url).strip()
+    if (problem := _url_problem(text)) is not None:
+        raise _refused(text, f"it {problem}")
+    cap = _max_download_bytes() if max_bytes is None else max_bytes
+    dest = Path(dest_dir) / name
     if size is not None and dest.is_file() and dest.stat().st_size == size:
         return dest
-    source = _local_source(url_or_path)
+    wait = DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        if source is not None:
-            return _copy_local(source, dest)
-        return _download_http(os.fspath(url_or_path), dest, size, timeout, transport)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return _download_http(text, dest, size=size, kind=kind, cap=cap, deadline_s=wait,
+                              timeout=min(timeout, wait), transport=transport)
     except OSError as exc:
-        raise GenerationError(f"could not save {name} in {dest_dir}: {exc}", kind="download") from exc
+        raise GenerationError(f"could not save {name} in {dest.parent}: {exc}", kind="download") from exc
 
 
-def _copy_local(source: Path, dest: Path) -> Path:
-    if not source.is_file():
-        raise GenerationError(f"cannot download {source}: no such file", kind="download")
-    if dest.is_file() and (dest.samefile(source) or dest.stat().st_size == source.stat().st_size):
-        return dest
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:  # another file system, or links not allowed: copy instead
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
-
-
-def _download_http(url: str, dest: Path, size: int | None, timeout: float,
-                   transport: httpx.BaseTransport | None) -> Path:
+def _download_http(url: str, dest: Path, *, size: int | None, kind: str | None, cap: int,
+                   deadline_s: float, timeout: float, transport: httpx.BaseTransport | None) -> Path:
     import httpx
 
+    started = time.monotonic()
     try:
         with _http_client(timeout, transport) as client, client.stream("GET", url) as response:
-            if response.status_code >= 400:
-                raise GenerationError(f"downloading {url} failed: HTTP {response.status_code}",
-                                      kind="download", status_code=response.status_code)
-            length = response.headers.get("content-length")
-            if response.headers.get("content-encoding", "identity") != "identity":
-                length = None  # compressed on the wire: the length is not the file's size
-            expected = size if size is not None else (int(length) if length else None)
+            _check_status(response, url)
+            expected = _expected_size(response, url, size, cap)
             if expected is not None and dest.is_file() and dest.stat().st_size == expected:
                 return dest
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in response.iter_bytes(1 << 20):
-                        fh.write(chunk)
-                got = os.path.getsize(tmp)
-                if expected is not None and got != expected:
-                    raise GenerationError(f"downloading {url} stopped early: got {got} of "
-                                          f"{expected} bytes", kind="download")
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            chunks = _bounded_chunks(response, url, max_bytes=cap, limit_name=MAX_DOWNLOAD_MB_VAR,
+                                     started=started, deadline_s=deadline_s)
+            _save_checked(chunks, dest, url=url, expected=expected, kind=kind)
     except httpx.HTTPError as exc:
-        raise GenerationError(f"downloading {url} failed: {exc}", kind="download") from exc
+        raise GenerationError(f"downloading {_shown(url)} failed: {exc}", kind="download") from exc
     return dest
+
+
+def _expected_size(response: httpx.Response, url: str, size: int | None, cap: int) -> int | None:
+    """The file's size as announced (`size`, else Content-Length); refused before reading when
+    either is over the cap."""
+    length = response.headers.get("content-length", "")
+    if response.headers.get("content-encoding", "identity") != "identity" or not length.isdigit():
+        length = ""  # compressed on the wire (so not the file's size), or not a number
+    announced = int(length) if length else None
+    for n in (size, announced):
+        if n is not None and n > cap:
+            raise _refused(url, f"it is {_megabytes(n)}, over the download limit of "
+                                f"{_megabytes(cap)} ({MAX_DOWNLOAD_MB_VAR})")
+    return size if size is not None else announced
+
+
+def _save_checked(chunks: Iterable[bytes], dest: Path, *, url: str, expected: int | None,
+                  kind: str | None) -> None:
+    """Write `chunks` to a `.part` file beside `dest` and rename it only once every check passed."""
+    with _part_file(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            got = _write_sniffed(chunks, fh, url=url, kind=kind)
+        if expected is not None and got != expected:
+            how = "stopped early" if got < expected else "sent more than announced"
+            raise GenerationError(f"downloading {_shown(url)} {how}: got {got} of {expected} bytes",
+                                  kind="download")
+        if kind == "video":
+            _check_playable(tmp, dest.name, url)
+        os.replace(tmp, dest)
+
+
+def _write_sniffed(chunks: Iterable[bytes], fh: BinaryIO, *, url: str,
+                   kind: str | None) -> int:
+    """Write the body, checking its first bytes look like `kind` as soon as they have arrived."""
+    head, got = b"", 0
+    for chunk in chunks:
+        fh.write(chunk)
+        got += len(chunk)
+        if kind is not None and len(head) < _SNIFF_BYTES:
+            head += chunk[:_SNIFF_BYTES]
+            if len(head) >= _SNIFF_BYTES:
+                _check_content(head, kind, url)
+    if kind is not None and len(head) < _SNIFF_BYTES:
+        _check_content(head, kind, url)
+    return got
+
+
+_LOOKS_LIKE = {"mp4": "an MP4/MOV video", "webm": "a WebM/Matroska video", "png": "a PNG image",
+               "jpeg": "a JPEG image", "webp": "a WebP image", "gif": "a GIF image"}
+
+
+def _check_content(head: bytes, kind: str, url: str) -> None:
+    """Refuse a body whose first bytes are not a video (or an image) as `kind` asks."""
+    if (sniff_video(head) if kind == "video" else sniff_image(head)) is None:
+        wanted = "a video" if kind == "video" else "an image"
+        raise _refused(url, f"it looks like {_looks_like(head)}, not {wanted}")
+
+
+def _looks_like(head: bytes) -> str:
+    """What the first bytes of a body look like, for a refusal message ("an HTML page")."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not head:
+        return "an empty file"
+    if text.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
+        return "an HTML page"
+    if text.startswith((b"<?xml", b"<svg")):
+        return "an XML document"
+    if text.startswith((b"{", b"[")):
+        return "a JSON document"
+    if (found := sniff_video(head) or sniff_image(head)) is not None:
+        return _LOOKS_LIKE[found]
+    if not head.strip(b"\x00"):
+        return "nothing but zero bytes"
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return "plain text"
+    return f"unknown data starting {head[:8]!r}"
+
+
+def _check_playable(path: str, name: str, url: str) -> None:
+    """Refuse a downloaded "video" that PyAV cannot open or that holds no video stream."""
+    try:
+        probe_video(path)
+    except GenerationError as exc:  # its message names the .part file: name the file asked for
+        raise _refused(url, f"it is not a playable video ({str(exc).replace(path, name)})") from exc
+
+
+def link_or_copy(source: Path, dest: Path) -> Path:
+    """Put the local file `source` at `dest` (a hard link, else a copy), atomically.
+
+    For files the package made itself (the offline preview's renders) only: unlike `download`
+    it takes any local path. Raises GenerationError(kind="download") when it cannot.
+    """
+    source, dest = Path(source), Path(dest)
+    if not source.is_file():
+        raise GenerationError(f"cannot copy {source}: no such file", kind="download")
+    try:
+        if dest.is_file() and (dest.samefile(source) or dest.stat().st_size == source.stat().st_size):
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with _part_file(dest) as tmp:
+            os.unlink(tmp)  # a hard link needs a free name; the random one stays ours
+            try:
+                os.link(source, tmp)
+            except OSError:  # another file system, or links not allowed: copy instead
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, dest)
+    except OSError as exc:
+        raise GenerationError(f"could not save {dest.name} in {dest.parent}: {exc}",
+                              kind="download") from exc
+    return dest
+
+
+def remove_partials(folder: Path, *, older_than_s: float = 0) -> int:
+    """Delete the `.<name>.<pid>-<random>.part` files that killed downloads left in `folder` and
+    its direct subfolders, if last written over `older_than_s` ago; returns how many.
+
+    Other files are never touched, nor the `.part` files this process is writing now, nor those
+    of another process that still runs (the pid in the name says whose it is), so two kernels
+    sharing a run folder never cut each other's downloads.
+    """
+    folders = [Path(folder)]
+    if not folders[0].is_dir():
+        return 0
+    with os.scandir(folders[0]) as entries:
+        folders += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for where in folders:
+        with os.scandir(where) as entries:
+            removed += sum(_remove_stale(e, cutoff) for e in entries
+                           if (match := _PARTIAL.match(e.name)) and not _writer_alive(match.group(1)))
+    return removed
+
+
+def _writer_alive(pid_text: str | None) -> bool:
+    """Whether another running process wrote a `.part` file (its pid is in the name)."""
+    if pid_text is None or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _remove_stale(entry: os.DirEntry[str], cutoff: float) -> bool:
+    """Delete one `.part` file last written before `cutoff` unless this process is writing it."""
+    with _WRITING_LOCK, contextlib.suppress(FileNotFoundError):  # gone meanwhile: not ours to count
+        if (entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime <= cutoff
+                and os.path.realpath(entry.path) not in _WRITING):
+            os.unlink(entry.path)
+            return True
+    return False
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:

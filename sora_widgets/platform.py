@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import OfflineError, PlatformError
-from ._history_schema import scrub, secret_values
+from ._secrets import scrub, secret_values
 from ._http import TooMuch, bounded_request
 from ._home import cache_dir
 from .backends import key_source

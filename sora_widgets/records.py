@@ -16,11 +16,13 @@ class JobStatus(str, enum.Enum):
     """Where a generation attempt is in its life; the history's `status` column holds the value."""
 
     PENDING = "pending"  # row written, nothing sent yet
-    QUEUED = "queued"  # accepted by the backend, waiting for a worker
+    SUBMITTING = "submitting"  # the request is being sent; its owner waits for the request id
+    QUEUED = "queued"  # accepted by the backend (request id recorded), waiting for a worker
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # the answer to the submit was lost: it may have reached the backend
 
     @property
     def is_final(self) -> bool:
@@ -34,17 +36,19 @@ class JobStatus(str, enum.Enum):
         return self.value
 
 
-_FINAL = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+_FINAL = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.UNKNOWN}
 _ALLOWED: dict[JobStatus, set[JobStatus]] = {
-    JobStatus.PENDING: {JobStatus.QUEUED, JobStatus.RUNNING, *_FINAL},
+    JobStatus.PENDING: {JobStatus.SUBMITTING, JobStatus.QUEUED, JobStatus.RUNNING, *_FINAL},
+    JobStatus.SUBMITTING: {JobStatus.QUEUED, JobStatus.RUNNING, *_FINAL},
     JobStatus.QUEUED: {JobStatus.QUEUED, JobStatus.RUNNING, *_FINAL},
     JobStatus.RUNNING: {JobStatus.RUNNING, *_FINAL},
     JobStatus.COMPLETED: set(),
     JobStatus.FAILED: set(),
     JobStatus.CANCELLED: set(),
+    JobStatus.UNKNOWN: set(),
 }
 
-EventKind = Literal["queued", "running", "completed", "failed", "cancelled"]
+EventKind = Literal["queued", "running", "completed", "failed", "cancelled", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class JobEvent:
 
     @property
     def is_final(self) -> bool:
-        return self.kind in ("completed", "failed", "cancelled")
+        return self.kind in ("completed", "failed", "cancelled", "unknown")
 
 
 @dataclass(eq=True)

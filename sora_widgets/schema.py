@@ -463,7 +463,13 @@ def load_schema(endpoint_id: str | os.PathLike[str] = DEFAULT_ENDPOINT) -> Endpo
         path = Path(endpoint_id)
         if not path.is_file():
             raise SchemaError(f"No schema file at {path}.")
-        return EndpointSchema.from_openapi(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:  # not JSON, not UTF-8, unreadable
+            raise SchemaError(f"{path} is not a readable OpenAPI JSON document: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise SchemaError(f"{path} holds a JSON {type(doc).__name__}, not an OpenAPI document.")
+        return EndpointSchema.from_openapi(doc)
     return _load_named(endpoint_id)
 
 
@@ -544,6 +550,9 @@ def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 1
     try:
         response = bounded_request("GET", address, timeout_s=timeout, deadline_s=3 * timeout,
                                    max_bytes=MAX_DOCUMENT_BYTES)
+    except httpx.InvalidURL as exc:
+        raise SchemaError(f"{endpoint_id!r} does not make a valid document address ({exc}).",
+                          endpoint_id=endpoint_id) from exc
     except httpx.HTTPError as exc:
         raise OfflineError(
             f"Could not reach {address} to fetch the schema of {endpoint_id} ({type(exc).__name__}). "

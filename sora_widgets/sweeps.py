@@ -30,7 +30,7 @@ from ._sweep_plan import (
 )
 from .backends import Backend, resolve_backend
 from .generation import resume, submit
-from .jobs import MAX_CONCURRENT_JOBS, Job
+from .jobs import Job, max_jobs
 from .pricing import format_usd
 from .records import JobEvent, JobStatus, media_src
 from .schema import DEFAULT_ENDPOINT, EndpointSpec, bundled_endpoints, schema_for
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "Sweep", "SweepPlan", "sweep"]
 
 WAITING = "waiting"  # the status of a cell that has not been submitted yet
-_DIED_BEFORE_SUBMIT = "interrupted"  # the error_type generation.resume gives rows that were never sent
+_DIED_BEFORE_SUBMIT = "interrupted"  # rows an older release's resume() closed before they were sent
 
 
 def _plans_dir(history: History) -> Path:
@@ -54,7 +54,7 @@ def _plans_dir(history: History) -> Path:
 
 def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
           backend: str | Backend | None = None, history: History | None = None,
-          budget_usd: float | None = None, repeat: int = 1, max_concurrent: int = MAX_CONCURRENT_JOBS,
+          budget_usd: float | None = None, repeat: int = 1, max_concurrent: int | None = None,
           wait: bool = False, strict: bool = False, allow_unknown_cost: bool = False,
           confirm: Callable[[SweepPlan], bool] | None = None, **fields: Any) -> Sweep:
     """Run every combination of the fields given as lists (`repeat` samples each), concurrently.
@@ -71,6 +71,7 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
 
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ValidationError([("repeat", f"must be a whole number >= 1 (got {repeat!r})")])
+    max_concurrent = max_jobs() if max_concurrent is None else max_concurrent
     if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
         raise ValidationError([("max_concurrent", f"must be a whole number >= 1 (got {max_concurrent!r})")])
     if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float))
@@ -117,19 +118,21 @@ class Sweep:
     """A running (or finished, or reopened) sweep: its jobs, their rows, tables, grid and reports."""
 
     def __init__(self, plan: SweepPlan, *, history: History, backend: str | Backend | None = None,
-                 max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
+                 max_concurrent: int | None = None) -> None:
         """Made by `sweep()` or `Sweep.open()`; nothing is sent until `start()`."""
         self.plan = plan
         self.history = history
         self._backend = backend if backend is not None else plan.backend
         self._schemas = plan.schemas()
-        self._slots = threading.Semaphore(max_concurrent)
+        self._slots = threading.Semaphore(max_concurrent or max_jobs())
         self._holding: set[int] = set()  # history ids of jobs that hold a concurrency slot
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}  # cell index -> job followed in this process
         self._rows: dict[int, int] = {}  # cell index -> history id
         self._errors: dict[int, str] = {}  # cell index -> why it could not be submitted
         self._metrics: dict[int, dict[str, Any]] = {}  # history id -> video metrics
+        self._final_rows: dict[int, Any] = {}  # history id -> its final row, read once
+        self._ratings: dict[int, int | None] = {}  # history id -> rating given through rate()
         self._listeners: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._dispatcher: threading.Thread | None = None
@@ -147,7 +150,7 @@ class Sweep:
 
     @classmethod
     def open(cls, sweep_id: str, history: History | None = None, *,
-             backend: str | Backend | None = None, max_concurrent: int = MAX_CONCURRENT_JOBS) -> Sweep:
+             backend: str | Backend | None = None, max_concurrent: int | None = None) -> Sweep:
         """Reopen a saved sweep (e.g. after a kernel restart) and finish only what did not finish.
 
         Submitted jobs still under way are followed by request id; cells that never got a row, or
@@ -164,16 +167,19 @@ class Sweep:
         run = cls(SweepPlan.from_json(json.loads(path.read_text(encoding="utf-8"))), history=log,
                   backend=backend, max_concurrent=max_concurrent)
         followed = {job.history_id: job for job in resume(log, backend=backend, sweep_id=sweep_id)}
-        waiting: dict[str, list[int]] = {}
+        by_id = {cell.cell_id: cell.index for cell in run.plan.cells}
+        waiting: dict[str, list[int]] = {}  # rows written before cell ids: matched by request
         for cell in run.plan.cells:
             waiting.setdefault(cell.key, []).append(cell.index)
         for row in sorted(log.find(sweep_id=sweep_id), key=lambda r: r["id"]):
             if row["error_type"] == _DIED_BEFORE_SUBMIT and not row["request_id"]:
                 continue
-            slots = waiting.get(cell_key(row["arguments"], row["endpoint_id"]))
-            if not slots:
+            index = by_id.get(row["cell_key"] or "")
+            if index is None and not row["cell_key"]:
+                slots = waiting.get(cell_key(row["arguments"], row["endpoint_id"]))
+                index = slots.pop(0) if slots else None
+            if index is None or index in run._rows:
                 continue
-            index = slots.pop(0)
             run._rows[index] = row["id"]
             if row["id"] in followed:
                 job = followed[row["id"]]
@@ -212,7 +218,7 @@ class Sweep:
             job = submit(endpoint=cell.endpoint_id, arguments=cell.arguments,
                          backend=self._backend, history=self.history,
                          schema=self._schemas[cell.endpoint_id],
-                         sweep_id=self.sweep_id, on_event=self._on_event)
+                         sweep_id=self.sweep_id, cell_key=cell.cell_id, on_event=self._on_event)
         except SoraWidgetsError as exc:
             self._slots.release()
             with self._lock:
@@ -287,10 +293,13 @@ class Sweep:
             return [self._jobs[i] for i in sorted(self._jobs)]
 
     def records(self) -> list[tuple[Cell, dict[str, Any]]]:
-        """Each cell with its current state: status, error, timings, cost, video, rating."""
-        rows = {row["id"]: row for row in self.history.find(sweep_id=self.sweep_id)}
+        """Each cell with its current state: status, error, timings, cost, video, rating.
+
+        Jobs followed here are read from memory; the history is read only for rows this process
+        does not follow and has not seen final, so a grid refreshing on every event stays cheap."""
         with self._lock:
             jobs, ids, errors = dict(self._jobs), dict(self._rows), dict(self._errors)
+        rows = self._stored_rows({hid for index, hid in ids.items() if index not in jobs})
         out = []
         for cell in self.plan.cells:
             history_id = ids.get(cell.index)
@@ -298,7 +307,8 @@ class Sweep:
             state: dict[str, Any] = {"status": WAITING, "error": errors.get(cell.index),
                                      "history_id": history_id, "queued_s": None, "running_s": None,
                                      "total_s": None, "cost_usd": cell.cost_usd, "video_path": None,
-                                     "video_url": None, "rating": row["rating"] if row else None}
+                                     "video_url": None,
+                                     "rating": self._ratings.get(history_id, row["rating"] if row else None)}
             if cell.index in errors:
                 state["status"] = JobStatus.FAILED.value
             if cell.index in jobs:
@@ -314,6 +324,14 @@ class Sweep:
             out.append((cell, state))
         return out
 
+    def _stored_rows(self, wanted: set[int]) -> dict[int, Any]:
+        """The history rows `wanted`, read again only while one is missing or unfinished."""
+        if wanted - self._final_rows.keys():
+            fresh = {row["id"]: row for row in self.history.find(sweep_id=self.sweep_id)}
+            self._final_rows.update({i: row for i, row in fresh.items() if row["status"].is_final})
+            return fresh
+        return self._final_rows
+
     @property
     def status(self) -> dict[str, int]:
         """How many jobs are in each status (`waiting` = not submitted yet)."""
@@ -324,7 +342,7 @@ class Sweep:
 
     @property
     def done(self) -> bool:
-        return all(s["status"] in ("completed", "failed", "cancelled") for _, s in self.records())
+        return all(s["status"] != WAITING and JobStatus(s["status"]).is_final for _, s in self.records())
 
     def _metrics_of(self, cell: Cell, state: Mapping[str, Any]) -> dict[str, Any]:
         """Video metrics of a finished cell, computed once per video and cached beside the plan."""
@@ -447,6 +465,7 @@ class Sweep:
         if not mine:
             raise ValueError(f"history id {history_id} is not a job of sweep {self.sweep_id}")
         self.history.annotate(history_id, rating=rating)
+        self._ratings[history_id] = rating
         self._notify()
 
     def report(self, path: str | Path = "report.html") -> Path:

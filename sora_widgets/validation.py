@@ -145,6 +145,11 @@ def _check_bounds(f: Field, value: float) -> None:
 
 
 def _check_text(f: Field, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # e.g. a lone surrogate from a bad copy-paste or JSON
+        raise _Problem(f"holds a character that cannot be stored or sent ({value[exc.start]!r} at "
+                       f"position {exc.start}, a lone UTF-16 surrogate); remove it") from None
     if f.required and not value.strip():
         raise _Problem("must not be empty or only whitespace")
     if f.min_length is not None and len(value) < f.min_length:

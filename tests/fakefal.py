@@ -29,6 +29,16 @@ Platform API (shapes from fal's "Platform APIs" OpenAPI v1, see the /v1 section 
     `fake.platform_models_require_key = True` to refuse that); pricing and estimate need one (401).
 OpenAPI documents: GET /api/openapi/queue/openapi.json?endpoint_id=<id> (no auth; 404 when none).
 
+Hostile media, for download tests: `fake.hostile_media(name, how)` makes `fake.media_url(name)`
+misbehave instead of serving `fake.media[name]` (returns that URL):
+    "html"                   an HTML page sent as Content-Type: video/mp4
+    "huge"                   HUGE_MEDIA_BYTES (300 MB) of zeros announced by Content-Length, streamed
+    "endless"                zeros in a chunked body (no Content-Length) that never ends
+    "trickle"                a chunked body of one zero byte every 0.1 s that never ends
+    ("redirect", location)   302 to `location`: a URL as given ("file:///etc/passwd"), else a media name
+The streamed bodies end when the client disconnects, on `fake.reset()` (which also forgets them) and
+on `fake.stop()`; `fake.streaming_media()` counts the ones being sent right now.
+
 fal_client reads FAL_RUN_HOST / FAL_QUEUE_RUN_HOST at import: call `fake.environment()` and put
 it into os.environ before the first `import fal_client`. It also carries SORA_WIDGETS_FAL_API_URL
 (`https://<host>/v1`) and SORA_WIDGETS_FAL_OPENAPI_URL (a template with `{endpoint_id}`).
@@ -38,6 +48,8 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
+import io
 import json
 import math
 import re
@@ -57,6 +69,10 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 
 KINDS = ("submit", "status", "stream", "result", "cancel", "media", "platform", "openapi", "other")
+HOSTILE_MEDIA = ("html", "huge", "endless", "trickle", "redirect")
+HUGE_MEDIA_BYTES = 300 << 20
+HOSTILE_PAGE = ("<!DOCTYPE html><html><head><title>Sign in</title></head>"
+                "<body><h1>Please sign in to view this file</h1></body></html>")
 
 _REQUEST_PATH = re.compile(r"^/(?P<app>.+?)/requests/(?P<rid>[^/]+)(?P<rest>/status/stream|/status|/cancel)?$")
 
@@ -108,6 +124,25 @@ class Fault:
     def break_stream(cls, after_events: int = 1) -> Fault:
         """For `stream`: send this many events, then cut the connection mid-body."""
         return cls("break_stream", after_events=after_events)
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_mp4() -> bytes:
+    """The default `video.mp4`: a real, playable H.264 MP4 (64x48, 4 grey frames at 8 fps), so
+    that a client that checks what it downloads keeps it."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
 
 
 def validation_error(field: str = "prompt", msg: str = "Input should be a valid string", type: str = "string_type") -> tuple[int, dict[str, Any]]:
@@ -445,6 +480,8 @@ class FakeFal:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._epoch = 0  # reset() counts up: hostile bodies begun before a reset end
+        self._streaming = 0  # hostile bodies being sent now
         self.reset()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -513,6 +550,8 @@ class FakeFal:
         """Forget jobs, faults, counts and recorded requests; back to the default job spec, no
         per-endpoint specs, nothing retired, and the default model catalog and documents."""
         with self._lock:
+            self._epoch += 1
+            self._hostile: dict[str, str | tuple[str, str]] = {}
             self.spec = JobSpec()
             self._next_specs: collections.deque[tuple[JobSpec, frozenset[str]]] = collections.deque()
             self._endpoint_fields: dict[str, dict[str, Any]] = {}
@@ -525,7 +564,7 @@ class FakeFal:
             self.requests: list[Recorded] = []
             self.counts: collections.Counter[str] = collections.Counter()
             self.accepted_keys: set[str] | None = None
-            self.media: dict[str, bytes] = {"video.mp4": b"\x00\x00\x00\x18ftypmp42fake-video",
+            self.media: dict[str, bytes] = {"video.mp4": tiny_mp4(),
                                             "thumbnail.webp": b"RIFF\x00\x00\x00\x00WEBPfake",
                                             "spritesheet.webp": b"RIFF\x00\x00\x00\x00WEBPsprites"}
 
@@ -611,6 +650,26 @@ class FakeFal:
         with self._lock:
             self._faults[kind].extend([fault] * times)
 
+    def clear_faults(self) -> None:
+        """Forget the faults not used yet (e.g. an outage ends), keeping jobs and counts."""
+        with self._lock:
+            for queue in self._faults.values():
+                queue.clear()
+
+    def hostile_media(self, name: str, how: str | tuple[str, str]) -> str:
+        """Make media_url(name) misbehave as `how` says (see the module docstring); returns that URL."""
+        kind = how[0] if isinstance(how, tuple) else how
+        if kind not in HOSTILE_MEDIA or (kind == "redirect") != (isinstance(how, tuple) and len(how) == 2):
+            raise ValueError(f"hostile media is one of {HOSTILE_MEDIA[:-1]} or ('redirect', location), not {how!r}")
+        with self._lock:
+            self._hostile[name] = how
+        return self.media_url(name)
+
+    def streaming_media(self) -> int:
+        """How many hostile media bodies ("huge", "endless", "trickle") are being sent right now."""
+        with self._lock:
+            return self._streaming
+
     def refuse_connections(self, times: int = 1) -> None:
         """Close the next `times` new connections before the TLS handshake (a connect error)."""
         with self._lock:
@@ -635,6 +694,20 @@ class FakeFal:
             self.counts[rec.kind] += 1
             queue = self._faults.get(rec.kind)
             return queue.popleft() if queue else None
+
+    def _hostile_for(self, name: str) -> tuple[str | tuple[str, str], int] | None:
+        """How media `name` misbehaves and the reset epoch it was asked in; None when it does not."""
+        with self._lock:
+            how = self._hostile.get(name)
+            return None if how is None else (how, self._epoch)
+
+    def _serving(self, epoch: int) -> bool:
+        """Whether a hostile body begun in `epoch` may go on: no stop() and no reset() since."""
+        return not self._stopping.is_set() and self._epoch == epoch
+
+    def _count_stream(self, delta: int) -> None:
+        with self._lock:
+            self._streaming += delta
 
     def _take_refusal(self) -> bool:
         with self._lock:
@@ -903,6 +976,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.action in ("http", "nginx"):
             self._send_fault(fault)
             return
+        if kind == "media" and self._send_hostile(url.path.removeprefix("/media/")):
+            return
         if kind == "platform":
             authenticated = self._platform_authorised(url.path)
             if authenticated is None:
@@ -1030,6 +1105,50 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = self.fake._stopping.is_set()
         except OSError:
             self.close_connection = True
+
+    def _send_hostile(self, name: str) -> bool:
+        """Answer a media request set up by FakeFal.hostile_media(); False for ordinary media."""
+        found = self.fake._hostile_for(name)
+        if found is None:
+            return False
+        how, epoch = found
+        if isinstance(how, tuple):
+            target = how[1]
+            location = target if ":" in target or target.startswith("/") else self.fake.media_url(target)
+            self._send(302, b"", "text/plain", {"Location": location})
+        elif how == "html":
+            self._send(200, HOSTILE_PAGE, "video/mp4")
+        else:
+            self._send_zeros(how, epoch)
+        return True
+
+    def _send_zeros(self, how: str, epoch: int) -> None:
+        """Zeros as `how` says, until the body is done, the client leaves, or reset() or stop()."""
+        self.close_connection = True  # a cut body cannot be followed by another answer
+        self.connection.settimeout(5)  # a client that neither reads nor leaves frees the thread too
+        block = b"\0" * (1 if how == "trickle" else 1 << 16)
+        sent = 0
+        self.fake._count_stream(+1)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            if how == "huge":
+                self.send_header("Content-Length", str(HUGE_MEDIA_BYTES))
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while self.fake._serving(epoch) and (how != "huge" or sent < HUGE_MEDIA_BYTES):
+                if how == "huge":
+                    self.wfile.write(block[:HUGE_MEDIA_BYTES - sent])
+                else:
+                    self._chunk(block)
+                sent += len(block)
+                if how == "trickle":
+                    self.fake._stopping.wait(0.1)
+        except OSError:  # the client went away (BrokenPipe, ConnectionReset, a TLS EOF) or stalled
+            pass
+        finally:
+            self.fake._count_stream(-1)
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

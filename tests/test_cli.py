@@ -5,17 +5,23 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from fakefal import content_policy_error
 
 import sora_widgets as sw
-from sora_widgets._cli_format import Progress
+from sora_widgets._cli_format import PrintableStream, Progress, printable
 from sora_widgets.cli import _follow, main
+from sora_widgets.records import JobEvent
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "example.png"
 SCRIPT = Path(sys.executable).with_name("sora-widgets")
@@ -26,6 +32,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def cli(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The command in a fresh interpreter, as a user runs it, with this test's environment; its
+    output decoded as is (text mode would turn a carriage return into a newline)."""
+    done = subprocess.run([sys.executable, "-m", "sora_widgets.cli", *argv], capture_output=True,
+                          env=cli_env(**env), timeout=120)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(),
+                                       done.stderr.decode())
+
+
+def cli_env(**env: str) -> dict[str, str]:
+    """This test's environment plus `env`, importing the sora_widgets under test from any folder."""
+    return {**os.environ, "PYTHONPATH": str(Path(sw.__file__).parents[1]), **env}
 
 
 def generate(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
@@ -225,14 +245,15 @@ os._exit(0)  # the process dies while its job is queued
 
 def test_resume_follows_a_job_left_by_a_dead_process(capsys: pytest.CaptureFixture[str]) -> None:
     subprocess.run([sys.executable, "-c", KILLED_CLI, str(EXAMPLE)], check=True, timeout=120)
-    never_sent = sw.History().start("fal-ai/sora-2/image-to-video", "preview",
-                                    {"prompt": "x", "image_url": "u"})
+    # a row an older release left while sending it (no owner recorded): it may have reached fal
+    maybe_sent = sw.History().start("fal-ai/sora-2/image-to-video", "fal",
+                                    {"prompt": "x", "image_url": "https://example.com/u.png"})
     code, out, err = run(capsys, "resume")
     assert code == 0, err
-    assert "1 run had not been sent" in err
+    assert "1 run stopped while being sent" in err and "not sent again" in err
     assert out.startswith("video: ") and Path(out.split()[1]).is_file()
     statuses = {r["id"]: r["status"] for r in sw.History().records()}
-    assert statuses[never_sent] == "failed" and sorted(statuses.values()) == ["completed", "failed"]
+    assert statuses[maybe_sent] == "unknown" and sorted(statuses.values()) == ["completed", "unknown"]
 
 
 def test_schema_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,6 +293,128 @@ def test_lab_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> N
 def test_lab_with_a_missing_notebook(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "lab", "--notebook", str(tmp_path / "none.ipynb"), "--dry-run")
     assert code == 2 and "no notebook" in err
+
+
+# --- text from a server or the history cannot drive the terminal --------------------------------
+
+#: a hidden hyperlink (OSC 8), clear-screen (CSI), a carriage return and a C1 CSI
+HOSTILE = "\x1b]8;;http://evil\x07click\x1b]8;;\x07 \x1b[2Jhere\r\x9b31m"
+CONTROLS = ("\x1b", "\x9b", "\r", "\x07")
+
+
+def assert_printable(text: str) -> None:
+    assert not [c for c in CONTROLS if c in text], repr(text)
+    assert "click here" in text
+
+
+def test_printable_keeps_text_and_layout_only() -> None:
+    assert printable(HOSTILE) == "click here"
+    assert printable("a\tb\nc · ü\x00\x7f\x85\x1b(B\x1b]0;title\x1b\\d") == "a\tb\nc · üd"
+
+
+def test_history_rows_cannot_drive_the_terminal() -> None:
+    log = sw.History()
+    log.start("fal-ai/sora-2/image-to-video", "preview", {"prompt": HOSTILE, "model": HOSTILE})
+    done = cli("history")
+    assert done.returncode == 0, done.stderr
+    assert_printable(done.stdout)
+
+
+def test_server_logs_and_errors_cannot_drive_the_terminal(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fakefal) -> None:
+    monkeypatch.setenv("FAL_KEY", SECRET)
+    fakefal.configure(queue_s=0.1, run_s=0.3, logs=[HOSTILE], error=(500, {"detail": HOSTILE}))
+    code, out, err = run(capsys, "generate", "--prompt", "x", "--image-url",
+                         "https://example.com/a.png")
+    assert code == 1 and out == ""
+    assert "log: click here\n" in err
+    assert_printable(err)
+    assert_printable(err.split("sora-widgets: error:")[1])  # the message holds the server's text
+
+
+def test_endpoint_names_from_fal_cannot_drive_the_terminal(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fakefal) -> None:
+    monkeypatch.setenv("FAL_KEY", SECRET)
+    fakefal.add_model("someone/hostile-video", display_name=HOSTILE)
+    code, out, _ = run(capsys, "endpoints", "hostile")
+    assert code == 0 and "someone/hostile-video" in out
+    assert_printable(out)
+
+
+def test_progress_cleans_what_it_is_given_and_keeps_its_own_redraw() -> None:
+    screen = _Terminal()
+    progress = Progress(PrintableStream(screen), label=HOSTILE + ": ")
+    progress(SimpleNamespace(elapsed_s=1.0), JobEvent("running", logs=(HOSTILE,)))
+    text = screen.getvalue()
+    assert text == "  log: click here\n\rclick here: running · 1s"  # redrawn with its own \r
+
+
+# --- bad input is one message and exit code 2, never a traceback -----------------------------------
+
+
+def _not_a_history(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text)")
+
+
+@pytest.mark.parametrize(("argv", "home_file", "expected"), [
+    (["history", "--limit", "many"], None, "--limit: must be a whole number"),
+    (["generate", "--prompt", "x", "--duration", "7"], None, "duration: must be one of"),
+    (["generate", "--prompt", "x", "--image-url", "no-such.png"], None, "does not exist"),
+    (["schema", "fal-ai/sora-2/no-such-endpoint"], None, "No bundled schema"),
+    (["generate", "--endpoint", "missing.json", "--prompt", "x"], None, "No schema file at missing.json"),
+    (["schema", "broken.json"], None, "Expecting"),  # a document that is not JSON: a ValueError
+    (["history", "--export", "runs.xlsx"], None, ".xlsx"),
+    (["history", "--export", "a-file/runs.csv"], None, "a-file"),
+    (["history"], b"not a database", "could not be opened as a history"),
+    (["history"], _not_a_history, "not a sora_widgets history"),
+    (["resume"], b"not a database", "could not be opened as a history"),
+    (["lab", "--notebook", "missing.ipynb", "--dry-run"], None, "no notebook at missing.ipynb"),
+])
+def test_bad_input_is_one_message_and_exit_code_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str],
+        home_file: bytes | Callable[[Path], None] | None, expected: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.json").write_text('{"openapi": "3.0.4",')
+    (tmp_path / "a-file").write_text("")
+    if isinstance(home_file, bytes):
+        (home() / "history.sqlite").write_bytes(home_file)
+    elif home_file is not None:
+        home_file(home() / "history.sqlite")
+    done = cli(*argv)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert re.search(r"^sora-widgets( \w+)?: error: ", done.stderr, re.MULTILINE), done.stderr
+    assert expected in done.stderr
+
+
+def test_a_failed_generation_exits_1_without_a_traceback(fakefal) -> None:
+    fakefal.configure(queue_s=0.1, run_s=0.2, error=content_policy_error())
+    done = cli("generate", "--prompt", "x", "--image-url", "https://example.com/a.png",
+               FAL_KEY=SECRET)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "sora-widgets: error: " in done.stderr and "content" in done.stderr
+
+
+def test_ctrl_c_exits_130_without_a_traceback(fakefal) -> None:
+    fakefal.configure(queue_s=60, run_s=1)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "sora_widgets.cli", "generate", "--prompt", "x", "--image-url",
+         "https://example.com/a.png"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(FAL_KEY=SECRET))
+    assert command.stderr is not None
+    seen = ""
+    try:
+        while "queued" not in seen:
+            line = command.stderr.readline()
+            assert line, seen
+            seen += line
+        command.send_signal(signal.SIGINT)
+        _, rest = command.communicate(timeout=60)
+    finally:
+        command.kill()
+    assert command.returncode == 130, seen + rest
+    assert "Traceback" not in rest and "sora-widgets resume" in rest
 
 
 # --- the installed script -----------------------------------------------------------------------

@@ -184,7 +184,7 @@ async def test_submit_is_not_resent_after_a_dropped_connection(fal: FalBackend, 
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
     error = failure(info)
-    assert error.kind == "network" and "may have been accepted" in str(error)
+    assert error.kind == "lost_answer" and "may have accepted" in str(error)
     assert fakefal.count("submit") == 1 and len(fakefal.jobs) == 1
 
 
@@ -194,7 +194,7 @@ async def test_submit_is_not_resent_after_a_read_timeout(fakefal: FakeFal, monke
     fal = FalBackend(read_timeout_s=0.3)
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
-    assert failure(info).kind == "network" and "not sent again" in str(info.value)
+    assert failure(info).kind == "lost_answer" and "not sent again" in str(info.value)
     assert fakefal.count("submit") == 1
 
 
@@ -204,13 +204,22 @@ async def test_submit_is_retried_when_the_connection_was_refused(fal: FalBackend
     assert fakefal.count("submit") == 1 and len(fakefal.jobs) == 1
 
 
-@pytest.mark.parametrize(("fault", "kind"), [(Fault.http(503), "server"), (Fault.nginx(502), "server"),
+@pytest.mark.parametrize(("fault", "kind"), [(Fault.nginx(502), "lost_answer"), (Fault.http(504), "lost_answer"),
+                                             (Fault.http(500, {"detail": "boom"}), "server"),
                                              (Fault.http(400, {"detail": "bad"}), "rejected")])
-async def test_submit_errors_with_a_response_are_not_retried(fal: FalBackend, fakefal: FakeFal, fault: Fault, kind: str) -> None:
+async def test_submit_errors_that_may_have_been_taken_are_not_retried(
+        fal: FalBackend, fakefal: FakeFal, fault: Fault, kind: str) -> None:
     fakefal.add_fault("submit", fault)
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
     assert failure(info).kind == kind and fakefal.count("submit") == 1
+
+
+async def test_a_503_at_submit_is_declined_so_it_is_sent_again_after_retry_after(
+        fal: FalBackend, fakefal: FakeFal) -> None:
+    fakefal.add_fault("submit", Fault.http(503, {"detail": "busy"}, **{"Retry-After": "0.05"}), times=2)
+    assert await fal.submit(APP, ARGS)
+    assert fakefal.count("submit") == 3 and len(fakefal.jobs) == 1
 
 
 async def test_result_not_retried_when_fal_says_so(fal: FalBackend, fakefal: FakeFal) -> None:
@@ -446,8 +455,8 @@ def _status_error(status: int, body: object, **headers: str) -> httpx.HTTPStatus
     ("submit", _status_error(400, {"detail": "bad"}), "rejected"),
     ("status", httpx.ReadTimeout("read"), "timeout"),
     ("status", httpx.ConnectError("refused"), "network"),
-    ("submit", httpx.ReadTimeout("read"), "network"),
-    ("submit", httpx.RemoteProtocolError("gone"), "network"),
+    ("submit", httpx.ReadTimeout("read"), "lost_answer"),
+    ("submit", httpx.RemoteProtocolError("gone"), "lost_answer"),
     ("upload", httpx.ConnectTimeout("slow"), "network"),
 ])
 def test_every_lower_level_error_is_translated(action: str, exc: Exception, kind: str) -> None:

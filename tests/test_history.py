@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sora_widgets import history as history_module
 from sora_widgets._errors import HistoryError, ValidationError
-from sora_widgets._history_schema import is_secret_name
+from sora_widgets._secrets import is_secret_name
 from sora_widgets.history import History
 from sora_widgets.records import JobStatus
 
@@ -96,7 +96,8 @@ def test_start_commits_a_pending_row_before_anything_is_sent(log: History) -> No
     record = log.get(run)
     assert record["arguments"] == ARGS
     assert record["request_id"] is None
-    assert (record["sweep_id"], record["cost_usd"], record["image_path"]) == ("s1", 0.8, "media/in.png")
+    # a relative media path is relative to the run folder
+    assert (record["sweep_id"], record["cost_usd"], record["image_path"]) == ("s1", 0.8, str(log.folder / "media/in.png"))
     assert record["sora_widgets_version"] == "0.1.0"
     assert record["created_at"].tzinfo is timezone.utc
 
@@ -108,14 +109,15 @@ def test_every_column_round_trips(log: History) -> None:
     result = {"video": {"url": "https://v/o.mp4", "content_type": "video/mp4"}, "video_id": "vid_1",
               "thumbnail": {"url": "https://v/t.webp"}, "spritesheet": {"url": "https://v/s.jpg"}}
     values: dict[str, Any] = {
-        "request_id": "req-123", "video_path": "media/o.mp4", "thumbnail_path": "media/t.webp",
-        "spritesheet_path": "media/s.jpg", "submitted_at": t0, "started_at": t0 + timedelta(seconds=3),
+        "request_id": "req-123", "video_path": str(log.folder / "media/o.mp4"),
+        "thumbnail_path": str(log.folder / "media/t.webp"), "spritesheet_path": "/elsewhere/s.jpg", "submitted_at": t0, "started_at": t0 + timedelta(seconds=3),
         "completed_at": t0 + timedelta(seconds=40), "queued_s": 3.0, "running_s": 37.0,
         "total_s": 41.5, "cost_usd": 0.4, "error_type": "none", "error_message": "still fine",
         "logs": ["queued", "rendering 50%"], "sweep_id": "sweep-8", "rating": 4, "notes": "nice",
         "tags": ["kite", "dunes"], "sora_widgets_version": "9.9", "fal_client_version": "1.0.3",
         "endpoint_id": I2V + "/pro", "backend": "preview", "image_sha256": "e" * 64,
-        "image_path": "media/images/e.png", "arguments": {**ARGS, "duration": 12},
+        "image_path": str(log.folder / "media/images/e.png"), "arguments": {**ARGS, "duration": 12},
+        "owner": None, "heartbeat_at": None, "cell_key": "cell-3",
     }
     log.update(run, status=JobStatus.RUNNING)
     log.finish(run, status="completed", result=result, **values)

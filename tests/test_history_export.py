@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -48,8 +49,8 @@ def test_dataframe_is_typed_and_newest_first(log: History) -> None:
     assert str(df["delete_video"].dtype) == "boolean"
     for name in ("status", "model", "backend", "endpoint_id", "resolution", "aspect_ratio"):
         assert isinstance(df[name].dtype, pd.CategoricalDtype), name
-    assert list(df["status"].cat.categories) == ["pending", "queued", "running", "completed",
-                                                 "failed", "cancelled"]
+    assert list(df["status"].cat.categories) == ["pending", "submitting", "queued", "running",
+                                                 "completed", "failed", "cancelled", "unknown"]
     row = df.set_index("id").loc[1]
     assert (row["prompt"], row["duration"], row["character_ids"], row["logs"], row["tags"]) == \
         ("A kite", 8, ["c1"], ["50%"], ["kite"])
@@ -99,6 +100,24 @@ def test_csv_export_reads_back_equal(log: History, tmp_path: Path) -> None:
     assert back["cost_usd"].equals(df["cost_usd"])
     assert [json.loads(v) for v in back["logs"]] == list(df["logs"])
     assert json.loads(back.loc[2, "character_ids"]) == ["c1"]
+
+
+def test_csv_export_quotes_formula_text_and_nothing_else(tmp_path: Path) -> None:
+    log = History(tmp_path / "h.sqlite")
+    prompt = '=HYPERLINK("http://evil","x")'
+    run = log.start(I2V, "fal", {"prompt": prompt, "seed": -7, "model": "-cmd", "=field": "\tx"},
+                    cost_usd=-0.5)
+    log.annotate(run, notes="@SUM(1)", tags=["+1"])
+    with log.export(tmp_path / "runs.csv").open(newline="", encoding="utf-8") as file:
+        [row] = list(csv.DictReader(file))
+    assert (row["prompt"], row["notes"], row["model"], row["'=field"]) == \
+        ("'" + prompt, "'@SUM(1)", "'-cmd", "'\tx")
+    assert json.loads(row["tags"]) == ["+1"]  # JSON text starts with a bracket: inert already
+    assert (row["seed"], row["cost_usd"]) == ("-7", "-0.5")  # numbers are not text
+    [record] = _read_jsonl(log.export(tmp_path / "runs.jsonl"))
+    assert (record["arguments"]["prompt"], record["notes"], record["tags"]) == (prompt, "@SUM(1)", ["+1"])
+    assert pd.read_parquet(log.export(tmp_path / "runs.parquet")).loc[0, "prompt"] == prompt
+    assert log.to_dataframe().loc[0, "prompt"] == prompt
 
 
 def test_export_refuses_unknown_suffixes(log: History, tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def migrations(path: Path) -> list[tuple[int, str]]:
 # ---- migrations -------------------------------------------------------------------------------
 
 ALL_MIGRATIONS = [(1, "create_runs"), (2, "index_status_sweep_request"), (3, "create_uploads"),
-                  (4, "add_media")]
+                  (4, "add_media"), (5, "add_owner_and_cell")]
 
 
 def test_a_version_1_file_opens_and_is_migrated(tmp_path: Path) -> None:

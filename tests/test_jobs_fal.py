@@ -184,15 +184,17 @@ def test_a_sweep_uploads_its_image_once_and_a_restart_reuses_the_upload(
     assert len(uploads) == 1
 
 
-def test_a_short_download_is_not_kept_but_the_run_completes_with_its_url(
+def test_a_short_download_fails_the_run_keeping_its_url_and_request_id(
         fakefal: FakeFal, keyed: None, log: sw.History) -> None:
     video = fakefal.media["video.mp4"]
     fakefal.configure(queue_s=0.1, run_s=0.2, result={
         "video": {"url": fakefal.media_url("video.mp4"), "content_type": "video/mp4",
                   "file_size": len(video) + 100},
         "video_id": "vid-short"})
-    gen = sw.generate(**ARGS, history=log, timeout=60)
-    assert gen.ok and gen.video_url == fakefal.media_url("video.mp4") and gen.video_path is None
-    assert any("stopped early" in line for line in gen.logs)
+    with pytest.raises(sw.GenerationError) as info:
+        sw.generate(**ARGS, history=log, timeout=60)
+    assert info.value.kind == "download" and "stopped early" in str(info.value)
+    row = log.get(info.value.history_id or 0)
+    assert row["status"] == "failed" and row["request_id"] == info.value.request_id
+    assert row["video_url"] == fakefal.media_url("video.mp4") and row["video_path"] is None
     assert not list((log.media_dir / "videos").glob("*vid-short*"))
-    assert log.get(gen.history_id)["video_path"] is None

@@ -8,7 +8,10 @@ import hashlib
 import http.server
 import io
 import ssl
+import struct
 import threading
+import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +24,16 @@ from PIL import Image
 
 from sora_widgets._errors import GenerationError, ValidationError
 from sora_widgets.media import (
+    MAX_INPUT_PIXELS,
+    check_remote_url,
     contact_sheet,
     download,
+    link_or_copy,
     load_image,
     normalize_image,
     probe_video,
     sniff_image,
+    sniff_video,
     thumbnail_of,
 )
 
@@ -35,6 +42,17 @@ def _image_bytes(fmt: str, size: tuple[int, int] = (12, 8)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (200, 30, 90)).save(out, format=fmt)
     return out.getvalue()
+
+
+def _big_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of this size, all black: a few kilobytes that decode to width*height pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"\x00" * ((width + 7) // 8 + 1) * height  # filter byte + packed bits, per row
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9))
+            + chunk(b"IEND", b""))
 
 
 def _bad_field(caught: pytest.ExceptionInfo[ValidationError]) -> tuple[str, str]:
@@ -165,6 +183,9 @@ def test_a_folder_is_not_an_image(tmp_path: Path) -> None:
     ("file:///etc/passwd", "file: URLs are not accepted"),
     ("javascript:alert(1)", "javascript: URLs are not accepted"),
     ("https:///no-host.png", "has no host"),
+    ("http://", "has no host"),
+    ("http://user@:80/x.png", "has no host"),
+    ("http://[::1/x.png", "not a valid URL"),
     (42, "got int"),
 ])
 def test_unusable_inputs_are_validation_errors(tmp_path: Path, value: object, words: str) -> None:
@@ -173,6 +194,69 @@ def test_unusable_inputs_are_validation_errors(tmp_path: Path, value: object, wo
     field, message = _bad_field(caught)
     assert field == "image_url" and words in message
     assert not (tmp_path / "inputs").exists()
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path: Path) -> None:
+    side = int(MAX_INPUT_PIXELS ** 0.5) + 100  # just over the limit, under PIL's own bomb check
+    big = _big_png(side, side)
+    with Image.open(io.BytesIO(big)) as check:  # the PNG is valid: only the limit refuses it
+        assert check.size == (side, side)
+    for value in (big, "data:image/png;base64," + base64.b64encode(big).decode()):
+        with pytest.raises(ValidationError) as caught:
+            normalize_image(value, media_dir=tmp_path, field="end_image_url")
+        field, message = _bad_field(caught)
+        assert field == "end_image_url" and f"{side}x{side} pixels" in message
+        assert f"limit of {MAX_INPUT_PIXELS / 1e6:g} million pixels" in message
+    with pytest.raises(ValidationError) as caught:
+        load_image(big)
+    assert "million pixels" in _bad_field(caught)[1]
+    assert not (tmp_path / "inputs").exists()
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000])  # PIL warns past ~89 M pixels, refuses past ~179 M
+def test_a_decompression_bomb_is_a_validation_error_not_a_warning(tmp_path: Path, side: int) -> None:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValidationError) as caught:
+            normalize_image(_big_png(side, side), media_dir=tmp_path)
+    assert [w.message for w in seen] == []
+    field, message = _bad_field(caught)
+    assert field == "image_url" and "too large to open safely" in message and "million pixels" in message
+
+
+def test_a_data_uri_that_is_not_an_image_is_a_validation_error(tmp_path: Path) -> None:
+    uri = "data:text/plain;base64,aGVsbG8="
+    with pytest.raises(ValidationError) as caught:
+        normalize_image(uri, media_dir=tmp_path, field="first_frame")
+    field, message = _bad_field(caught)
+    assert field == "first_frame" and "could not be read as an image" in message
+    with pytest.raises(ValidationError) as loaded:
+        load_image(uri, field="first_frame")
+    assert loaded.value.fields == ["first_frame"]
+
+
+def test_check_remote_url_names_the_field() -> None:
+    assert check_remote_url("  https://cdn.example/a.png ", "image_url") == "https://cdn.example/a.png"
+    for value, words in (("http://", "has no host"), ("https:///a.png", "has no host"),
+                         ("file:///etc/passwd", "file: URLs are not accepted"),
+                         ("/tmp/a.png", "expected an http(s) URL")):
+        with pytest.raises(ValidationError) as caught:
+            check_remote_url(value, "tail_image_url")
+        field, message = _bad_field(caught)
+        assert field == "tail_image_url" and words in message, value
+
+
+def test_load_image_refuses_a_url_without_a_host() -> None:
+    with pytest.raises(ValidationError) as caught:
+        load_image("http://", field="reference")
+    assert _bad_field(caught) == ("reference", "the URL 'http://' has no host")
+
+
+def test_sniff_video_names_mp4_and_webm_only() -> None:
+    assert sniff_video(b"\x00\x00\x00\x18ftypmp42") == "mp4"
+    assert sniff_video(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81") == "webm"
+    for other in (b"<!doctype html>", _image_bytes("PNG"), b"", b"\x00" * 16):
+        assert sniff_video(other) is None
 
 
 def test_errors_can_name_another_field(tmp_path: Path) -> None:
@@ -222,8 +306,8 @@ def test_download_errors_are_generation_errors(tmp_path: Path, http_root: tuple[
     base, root, _ = http_root
     (root / "short.mp4").write_bytes(b"x" * 100)
     cases = [(f"{base}/missing.mp4", {}, "404"), (f"{base}/short.mp4", {"size": 500}, "100 of 500"),
-             ("http://127.0.0.1:9/clip.mp4", {}, "failed"), ("ftp://example.com/a.mp4", {}, "ftp"),
-             (str(tmp_path / "nowhere.mp4"), {}, "no such file")]
+             ("http://127.0.0.1:9/clip.mp4", {}, "failed"), ("ftp://example.com/a.mp4", {}, "uses ftp:"),
+             (str(tmp_path / "nowhere.mp4"), {}, "is a local path")]
     for url, options, words in cases:
         with pytest.raises(GenerationError) as caught:
             download(url, tmp_path / "videos", name="clip.mp4", **options)  # type: ignore[arg-type]
@@ -258,13 +342,26 @@ def test_https_downloads_trust_the_ca_in_ssl_cert_file(tmp_path: Path,
         server.server_close()
 
 
-def test_download_copies_local_files_and_file_urls(tmp_path: Path) -> None:
+def test_link_or_copy_keeps_a_local_file_atomically(tmp_path: Path) -> None:
     source = tmp_path / "render.mp4"
     source.write_bytes(b"video bytes")
-    by_path = download(source, tmp_path / "a", name="one.mp4")
-    by_url = download(source.as_uri(), tmp_path / "b", name="two.mp4")
-    assert by_path.read_bytes() == by_url.read_bytes() == b"video bytes"
-    assert download(by_path, tmp_path / "a", name="one.mp4") == by_path  # already there
+    kept = link_or_copy(source, tmp_path / "a" / "one.mp4")
+    assert kept == tmp_path / "a" / "one.mp4" and kept.read_bytes() == b"video bytes"
+    assert [p.name for p in kept.parent.iterdir()] == ["one.mp4"]  # no .part left behind
+    assert link_or_copy(source, kept) == kept  # already there
+    with pytest.raises(GenerationError) as caught:
+        link_or_copy(tmp_path / "missing.mp4", tmp_path / "a" / "two.mp4")
+    assert caught.value.kind == "download" and "no such file" in str(caught.value)
+
+
+def test_download_refuses_local_files_and_file_urls(tmp_path: Path) -> None:
+    source = tmp_path / "render.mp4"
+    source.write_bytes(b"video bytes")
+    for url in (source, str(source), source.as_uri(), "file://localhost" + str(source)):
+        with pytest.raises(GenerationError) as caught:
+            download(url, tmp_path / "a", name="one.mp4")
+        assert caught.value.kind == "download" and "refused" in str(caught.value), url
+    assert not (tmp_path / "a").exists()
 
 
 def test_download_refuses_names_that_are_paths(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import sys
 import sora_widgets as sw
 
 EXPECTED = {
-    "BudgetError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "Field",
+    "BudgetError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "FalBackend", "Field",
     "Generation", "GenerationError", "History", "HistoryError", "Job", "JobEvent", "JobStatus",
-    "OfflineError", "Panel", "PlatformError", "SchemaError", "SoraWidgetsError", "Sweep",
+    "OfflineError", "Panel", "PlatformError", "PreviewBackend", "SchemaError", "SoraWidgetsError", "Sweep",
     "ValidationError", "__version__", "bundled_endpoints", "endpoint_status", "estimate_cost",
     "fetch_schema", "find_endpoints", "generate", "generate_async",
     "load_schema", "metrics", "resume", "submit", "sweep",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from fakefal import validation_error
 from helpers import png_bytes
 
 import sora_widgets as sw
+from sora_widgets._owner import Owner
 from sora_widgets.backends.preview import PreviewBackend
 from sora_widgets.sweeps import SweepPlan
 
@@ -178,18 +180,20 @@ def test_a_sweep_resumes_after_a_restart_finishing_only_what_did_not(
     before = {r["id"]: r for r in log.find(sweep_id=sweep_id)}
     assert len(before) == 2 and all(not r["status"].is_final for r in before.values())
     plan = SweepPlan.from_json(json.loads((path.parent / "sweeps" / f"{sweep_id}.json").read_text()))
-    taken = {json.dumps(r["arguments"], sort_keys=True) for r in before.values()}
-    unsent = next(c for c in plan.cells if c.key not in taken)
-    died = log.start(plan.endpoint_id, "fal", unsent.arguments, sweep_id=sweep_id)  # never sent
+    taken = {r["cell_key"] for r in before.values()}
+    unsent = next(c for c in plan.cells if c.cell_id not in taken)
+    dead = Owner(host=socket.gethostname(), pid=proc.pid, started="gone")  # the killed kernel
+    died = log.start(plan.endpoint_id, "fal", unsent.arguments, sweep_id=sweep_id, owner=dead,
+                     cell_key=unsent.cell_id)  # its row was written, nothing was sent
 
     run = sw.Sweep.open(sweep_id, history=log).wait(timeout=60)
     assert run.status == {"completed": 6}
-    assert fal.count("submit") == 6  # the two in flight were followed, not sent again
+    assert fal.count("submit") == 6  # the two in flight were followed, the rest sent once each
     assert {c.index: s["history_id"] for c, s in run.records()}.keys() == set(range(6))
     followed = {s["history_id"] for _, s in run.records()} & before.keys()
     assert followed == before.keys()
-    assert log.get(died)["status"] == "failed" and log.get(died)["error_type"] == "interrupted"
-    assert len(log.find(sweep_id=sweep_id)) == 7
+    assert log.get(died)["status"] == "completed" and log.get(died)["cell_key"] == unsent.cell_id
+    assert len(log.find(sweep_id=sweep_id)) == 6
 
 
 # --- offline -----------------------------------------------------------------------------------

@@ -16,10 +16,23 @@ from .base import Backend
 if TYPE_CHECKING:
     from ..history import History
 
-__all__ = ["Backend", "key_source", "resolve_backend"]
+__all__ = ["Backend", "FalBackend", "PreviewBackend", "key_source", "resolve_backend"]
 
 _cache: dict[tuple[str, str], Backend] = {}
 _lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """FalBackend and PreviewBackend, imported on first use (fal's module loads httpx)."""
+    if name == "FalBackend":
+        from .fal import FalBackend
+
+        return FalBackend
+    if name == "PreviewBackend":
+        from .preview import PreviewBackend
+
+        return PreviewBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def key_source() -> str | None:

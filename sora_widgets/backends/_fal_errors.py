@@ -52,6 +52,8 @@ def translate(exc: BaseException, ctx: Context) -> GenerationError:
     if isinstance(exc, httpx.TransportError):
         return _from_transport(exc, ctx)
     if isinstance(exc, TimeoutError):
+        if ctx.action == "submit":
+            return _lost_answer(ctx, "no answer in time")
         return _error(ctx, "timeout", f"fal did not answer the {ctx.action} request in time (fal_client's "
                       "own retries included).")
     return _error(ctx, "error", f"fal {ctx.action} failed: {type(exc).__name__}: {exc}")
@@ -73,15 +75,21 @@ def _from_transport(exc: httpx.TransportError, ctx: Context) -> GenerationError:
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
     if ctx.action == "submit" and not unsent:
-        return _error(ctx, "network", f"fal did not answer the submission ({reason}). It may have been "
-                      "accepted and may still run (and be billed); it was not sent again. Check your "
-                      "fal dashboard before generating the same request again.")
+        return _lost_answer(ctx, reason)
     if unsent:
         return _error(ctx, "network", f"Could not reach fal for {ctx.action} ({reason}); check the "
                       "network connection.")
     if isinstance(exc, httpx.TimeoutException):
         return _error(ctx, "timeout", f"fal did not answer the {ctx.action} request in time ({reason}).")
     return _error(ctx, "network", f"The connection to fal broke during {ctx.action} ({reason}).")
+
+
+def _lost_answer(ctx: Context, reason: str) -> GenerationError:
+    """A submit whose answer never came back: fal may have taken (and will bill) the job."""
+    return _error(ctx, "lost_answer", f"The answer to the submission was lost ({reason}). fal may "
+                  "have accepted the job, which may still run (and be billed); it was not sent again, "
+                  "and the run is recorded as unknown. Check your fal dashboard (requests of "
+                  f"{ctx.endpoint_id}) before generating the same request again.")
 
 
 def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context) -> GenerationError:
@@ -100,6 +108,11 @@ def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context)
                       "endpoint picker too); your past runs stay in the history.", status=status)
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
         return _from_detail_list(status, detail, ctx)
+    if ctx.action == "submit" and status in (502, 504) and "x-fal-request-timeout-type" not in headers:
+        return _lost_answer(ctx, f"HTTP {status} from a gateway: {text}")
+    if ctx.action == "submit" and status == 503:
+        return _error(ctx, "server", f"fal declined the submission (HTTP 503) through every retry, so "
+                      f"nothing was taken; try again later: {text}", status=status)
     if ctx.action == "cancel" and status == 400:
         return _error(ctx, "already_completed", "The job had already finished, so it could not be "
                       "cancelled; its result can still be fetched.", status=status)
@@ -126,13 +139,15 @@ def _from_detail_list(status: int, detail: list[Any], ctx: Context) -> Generatio
     field = _field(first)
     types = [str(item.get("type", "")) for item in items]
     if any("content_policy" in t or _is_ip(item) for t, item in zip(types, items)):
+        said = _short("; ".join(str(item["msg"]) for item in items if item.get("msg")))
+        fal_says = f" fal said: {said}" if said else ""
         if any(_is_ip(item) for item in items):
-            return _error(ctx, "ip_blocked", f"fal blocked the {field or 'input'} because it appears to "
-                          "show protected intellectual property (a known character, brand or person). "
-                          "Change the prompt or image.", status=status, field=field)
-        return _error(ctx, "content_policy", f"fal's content checker refused the {field or 'input'}. "
-                      "Rephrase the prompt or use another image; sending it again will fail the same way.",
-                      status=status, field=field)
+            return _error(ctx, "ip_blocked", f"fal blocked the {field or 'input'} by its content policy "
+                          "because it appears to show protected intellectual property (a known character, "
+                          f"brand or person). Change the prompt or image.{fal_says}", status=status, field=field)
+        return _error(ctx, "content_policy", f"fal's content policy checker refused the {field or 'input'}. "
+                      "Rephrase the prompt or use another image; sending it again will fail the same "
+                      f"way.{fal_says}", status=status, field=field)
     parts = [f"{_field(item) or 'input'}: {item.get('msg', item.get('type', 'invalid'))}" for item in items]
     return _error(ctx, "validation", "fal rejected the arguments: " + "; ".join(parts), status=status, field=field)
 

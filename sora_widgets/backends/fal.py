@@ -107,6 +107,11 @@ class FalBackend:
     def __repr__(self) -> str:
         return f"FalBackend({self.key_source or 'no key'})"
 
+    def secret_values(self) -> tuple[str, ...]:
+        """A key given in code (key=), for the job layer to scrub from server text like the
+        environment's keys; never shown."""
+        return (self._key,) if self._key else ()
+
     def _credentials(self) -> tuple[str, str]:
         """(key, where it came from); raises CredentialsError before anything is sent."""
         from ._fal_errors import MISSING_KEY
@@ -228,7 +233,8 @@ class FalBackend:
     # -- the queue -----------------------------------------------------------------------------
 
     async def submit(self, endpoint_id: str, arguments: dict[str, Any]) -> str:
-        """POST once with our client; retried only when nothing reached fal (connect errors) or on 429.
+        """POST once with our client; sent again only when nothing reached fal (connect errors) or
+        fal declined it (429, 503). A lost answer raises GenerationError(kind="lost_answer").
 
         Not `fal_client.AsyncClient.submit`: that one sends the POST again after a dropped
         connection or a read timeout, when fal may already have accepted (and will bill) the job.
@@ -341,8 +347,9 @@ class FalBackend:
     async def _retrying(self, ctx: Context, attempt: Callable[[float], Awaitable[T]]) -> T:
         """`attempt(seconds_left)` with retries on transient failures, within `retry_deadline_s`.
 
-        Retried: transport errors, timeouts, 502/503/504 and 429 (after its Retry-After). A
-        submit (non-idempotent) is retried only after connect errors and 429s: anything else may
+        Retried: transport errors, timeouts, 502/503/504, and 429 and 503 after their Retry-After.
+        A submit (non-idempotent) is retried only after connect errors, 429 and 503, where fal
+        declined it: anything else (502, 504, a timeout, a connection dropped after sending) may
         have reached fal, and sending it again could start (and bill) a second job.
         """
         import httpx
@@ -370,7 +377,7 @@ class FalBackend:
         """Seconds to wait before retrying after `exc`, or None when it must not be retried."""
         import httpx
 
-        from ._fal_errors import TIMEOUT_TYPES, http_answer
+        from ._fal_errors import http_answer
 
         answer = http_answer(exc)
         if answer is None:
@@ -380,14 +387,20 @@ class FalBackend:
                 return self._backoff(attempt)
             return None  # an answer we cannot read (KeyError, ValueError) will not improve
         status, _, headers = answer
-        if status == 429:
+        if status in (429, 503) and (status == 429 or not _timed_out(headers)):
+            # the server declined the request (nothing was taken), so even a submit is sent again
             return _retry_after(headers.get("retry-after")) or self._backoff(attempt)
-        if not idempotent or status not in _RETRY_STATUS:
+        if not idempotent or status not in _RETRY_STATUS or _timed_out(headers):
             return None
-        if (headers.get("x-fal-retryable", "").lower() == "false" or "x-fal-request-timeout-type" in headers
-                or headers.get("x-fal-error-type") in TIMEOUT_TYPES):
-            return None  # fal says retrying cannot help (e.g. the job itself timed out)
         return self._backoff(attempt)
+
+
+def _timed_out(headers: httpx.Headers) -> bool:
+    """fal says retrying cannot help: the job itself timed out, or fal marked it not retryable."""
+    from ._fal_errors import TIMEOUT_TYPES
+
+    return (headers.get("x-fal-retryable", "").lower() == "false" or "x-fal-request-timeout-type" in headers
+            or headers.get("x-fal-error-type") in TIMEOUT_TYPES)
 
 
 def _retry_after(value: str | None) -> float | None:

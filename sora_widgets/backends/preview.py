@@ -66,6 +66,11 @@ class PreviewBackend:
         self.queue_s, self.speed, self.fps, self.scale = queue_s, speed, fps, scale
         self._jobs: dict[str, _Job] = {}
 
+    @property
+    def local_media_root(self) -> Path:
+        """The folder this backend renders into: the one place a job may link `file:` results from."""
+        return self.folder
+
     def describe(self) -> str:
         has_key = os.environ.get("FAL_KEY") or os.environ.get("FAL_KEY_ID")
         why = "your fal key is not used" if has_key else "no FAL_KEY set"
