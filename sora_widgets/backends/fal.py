@@ -201,17 +201,22 @@ class FalBackend:
     async def _upload(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
         """Upload once per sha256; concurrent uploads of the same bytes share one request."""
         digest = hashlib.sha256(data).hexdigest()
-        if digest in self._uploads:
-            return self._uploads[digest]
         task = self._inflight.get(digest)
         if task is None:
-            task = asyncio.ensure_future(self._call_uploader(endpoint_id, data, content_type, file_name))
+            task = asyncio.ensure_future(self._upload_once(digest, endpoint_id, data, content_type, file_name))
             self._inflight[digest] = task
-        try:
-            url = await asyncio.shield(task)  # one caller giving up does not cancel the others' upload
-        finally:
-            self._inflight.pop(digest, None)
-        self._uploads[digest] = url
+            task.add_done_callback(lambda _task: self._inflight.pop(digest, None))
+        return await asyncio.shield(task)  # one caller giving up does not cancel the others' upload
+
+    async def _upload_once(self, digest: str, endpoint_id: str, data: bytes, content_type: str,
+                           file_name: str) -> str:
+        """The URL remembered for `digest`, or a new upload remembered before it is shared (the
+        cache may be the history file, so it is read and written off the job loop)."""
+        known = await asyncio.to_thread(self._uploads.get, digest)
+        if known is not None:
+            return str(known)
+        url = await self._call_uploader(endpoint_id, data, content_type, file_name)
+        await asyncio.to_thread(self._uploads.__setitem__, digest, url)
         return url
 
     async def _call_uploader(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:

@@ -45,7 +45,8 @@ _PLAIN = {
     "timeout": "No answer in time",
     "network": "Could not reach the service",
     "server": "The service had an error",
-    "download": "The video was made but could not be downloaded",
+    "download": "The video was made but could not be kept",
+    "lost_answer": "Sent, but the answer was lost: it may still run on fal",
     "render": "The offline preview could not render",
 }
 

@@ -1,7 +1,8 @@
 // Elapsed time and an indeterminate progress bar for a job card, ticking in the browser
 // between the kernel's updates so the kernel sends nothing while a job waits.
-const LABELS = { pending: "Sending", queued: "Queued", running: "Running", completed: "Done",
-                 failed: "Failed", cancelled: "Cancelled" };
+const LABELS = { pending: "Waiting", submitting: "Sending", queued: "Queued", running: "Running",
+                 completed: "Done", failed: "Failed", cancelled: "Cancelled",
+                 unknown: "Unknown: may have reached fal" };
 
 function format(seconds) {
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
@@ -18,7 +19,7 @@ export default {
     el.append(text, bar);
     let base = model.get("elapsed_s");
     let since = performance.now();
-    const live = () => ["pending", "queued", "running"].includes(model.get("status"));
+    const live = () => ["pending", "submitting", "queued", "running"].includes(model.get("status"));
     const draw = () => {
       const status = model.get("status");
       const seconds = live() ? base + (performance.now() - since) / 1000 : model.get("elapsed_s");

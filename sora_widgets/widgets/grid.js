@@ -4,7 +4,7 @@
 // answer's one buffer, played from a Blob URL: a path would resolve against the page, not the
 // kernel's folder (JupyterLab's /lab/tree/..., VS Code serves no files). Remote URLs play as given.
 
-const FINAL = new Set(["completed", "failed", "cancelled"]);
+const FINAL = new Set(["completed", "failed", "cancelled", "unknown"]);
 const DRIFT_S = 0.15; // videos further than this from the leader are pulled back into step
 
 function h(tag, className, text) {
