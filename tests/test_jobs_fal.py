@@ -179,6 +179,10 @@ def test_a_sweep_uploads_its_image_once_and_a_restart_reuses_the_upload(
                    wait=True)
     assert len(run.jobs) == 36 and set(run.to_dataframe()["status"]) == {"completed"}
     assert len(uploads) == 1 and fakefal.count("submit") == 36
+    # the rows hold the uploaded URL, the plan the local path: rows are matched by their cell key
+    reopened = sw.Sweep.open(run.sweep_id, history=sw.History(log.path),
+                             backend=FalBackend(uploader=uploader)).wait(timeout=60)
+    assert fakefal.count("submit") == 36 and reopened.status == {"completed": 36}
     after_restart = FalBackend(uploader=uploader, upload_cache=sw.History(log.path).uploads)
     sw.generate(prompt="again", image_url=image, backend=after_restart, history=log, timeout=60)
     assert len(uploads) == 1
