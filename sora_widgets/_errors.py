@@ -96,7 +96,7 @@ class GenerationError(SoraWidgetsError):
         self.endpoint_id = endpoint_id
         self.request_id = request_id
         self.history_id = history_id
-        self.field = field
+        self.field = scrub_text(field) if field else field
         self.status_code = status_code
         self.generation = generation
         super().__init__(scrub_text(message))  # a server may echo the key back in its answer

@@ -15,7 +15,7 @@ import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["HEARTBEAT_S", "LEASE_S", "Owner", "owner_gone", "this_process"]
+__all__ = ["HEARTBEAT_S", "LEASE_S", "Owner", "owner_gone", "pid_alive", "this_process"]
 
 #: how often a live process renews the heartbeat of the rows it follows
 HEARTBEAT_S = 15.0
@@ -30,6 +30,7 @@ class Owner:
     host: str
     pid: int
     started: str  # the process's start time as the OS counts it; "" where it cannot be read
+    pid_space: str = ""  # Linux's pid namespace: a pid means nothing across two of them
 
     def to_text(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -41,22 +42,39 @@ class Owner:
             return None
         try:
             data = json.loads(text)
-            return cls(host=str(data["host"]), pid=int(data["pid"]), started=str(data["started"]))
+            return cls(host=str(data["host"]), pid=int(data["pid"]), started=str(data["started"]),
+                       pid_space=str(data.get("pid_space", "")))
         except (ValueError, KeyError, TypeError):
             return None
 
     def is_alive(self) -> bool:
-        """Whether this owner's process still runs; only answerable on its own host."""
+        """Whether this owner's process still runs; only answerable on its own host and pid space."""
         started = _process_start(self.pid)
         if started is not None:
             return started == self.started
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return pid_alive(self.pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs here (a killed one its parent has not reaped yet does not)."""
+    started = _process_start(pid)
+    if started is not None:
+        return started != ""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
         return True
+    return True
+
+
+def _pid_space() -> str:
+    """This process's pid namespace (Linux), so containers sharing a host name are told apart."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def _process_start(pid: int) -> str | None:
@@ -77,7 +95,8 @@ def _process_start(pid: int) -> str | None:
 
 @functools.cache
 def _this_process(pid: int) -> Owner:
-    return Owner(host=socket.gethostname(), pid=pid, started=_process_start(pid) or "")
+    return Owner(host=socket.gethostname(), pid=pid, started=_process_start(pid) or "",
+                 pid_space=_pid_space())
 
 
 def this_process() -> Owner:
@@ -88,13 +107,14 @@ def this_process() -> Owner:
 def owner_gone(owner_text: str | None, heartbeat_at: datetime | None, *,
                now: datetime | None = None, lease_s: float = LEASE_S) -> bool:
     """True when no live process follows a row: no owner, a dead one on this host, or (owned on
-    another host) a heartbeat past the lease."""
+    another host, or in another container's pid namespace) a heartbeat past the lease."""
     owner = Owner.from_text(owner_text)
     if owner is None:
         return True
     if owner == this_process():
         return False  # this process follows it (or is about to)
-    if owner.host == socket.gethostname():
+    me = this_process()
+    if owner.host == me.host and owner.pid_space == me.pid_space:
         return not owner.is_alive()
     now = now or datetime.now(timezone.utc)
     return heartbeat_at is None or now - heartbeat_at > timedelta(seconds=lease_s)

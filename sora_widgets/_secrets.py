@@ -45,9 +45,9 @@ def scrub(value: Any, secrets: list[str]) -> Any:
         for secret in secrets:
             value = value.replace(secret, "***")
         return _SECRET_TEXT.sub(lambda m: f"{m[1]}{m[2]}***", value)
-    if isinstance(value, dict):
-        return {key: "***" if isinstance(key, str) and is_secret_name(key) and value[key] is not None
-                else scrub(value[key], secrets) for key in value}
+    if isinstance(value, dict):  # a server may echo the key as a field name, too
+        return {scrub(key, secrets): "***" if isinstance(key, str) and is_secret_name(key)
+                and value[key] is not None else scrub(value[key], secrets) for key in value}
     if isinstance(value, (list, tuple)):
         return [scrub(item, secrets) for item in value]
     return value

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
+import re
 import os
 import threading
 import time
@@ -46,6 +48,8 @@ PREVIEW_NOTE = "Offline preview: no model made this video; it was rendered on th
 
 logger = logging.getLogger("sora_widgets")
 _heartbeat: threading.Thread | None = None
+_writers: concurrent.futures.ThreadPoolExecutor | None = None
+_fetchers: concurrent.futures.ThreadPoolExecutor | None = None
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -94,6 +98,25 @@ def _job_slots() -> asyncio.Semaphore:
     return _slots
 
 
+def _on_disk(function: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    """Run a history write on the writer threads, never on the job loop nor beside downloads."""
+    global _writers
+    with _loop_lock:
+        if _writers is None:
+            _writers = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="sora-widgets-history")
+    return asyncio.get_running_loop().run_in_executor(_writers, functools.partial(function, *args, **kwargs))
+
+
+def _fetching(function: Callable[[], Any]) -> asyncio.Future[Any]:
+    """Run a media download on its own threads (one per job that may run), so slow downloads can
+    never hold the threads other jobs need."""
+    global _fetchers
+    with _loop_lock:
+        if _fetchers is None:
+            _fetchers = concurrent.futures.ThreadPoolExecutor(max_jobs(), thread_name_prefix="sora-widgets-media")
+    return asyncio.get_running_loop().run_in_executor(_fetchers, function)
+
+
 def _start_heartbeat() -> None:
     """Start, once per process, the thread that renews the heartbeat of every row followed here."""
     global _heartbeat
@@ -119,9 +142,9 @@ def _beat() -> None:
 
 
 def _lost_contact(exc: GenerationError) -> bool:
-    """True for a failure to reach the backend (not an answer about the job): the job may still be
-    fine, so its row stays resumable."""
-    if exc.kind in ("network", "rate_limited"):
+    """True for a failure to reach the backend, or to be let in (not an answer about the job): the
+    job may still be fine, so its row stays resumable."""
+    if exc.kind in ("network", "rate_limited", "credentials"):  # a key can be fixed, then resumed
         return True
     if exc.kind == "timeout":
         return exc.status_code is None
@@ -216,7 +239,9 @@ class Job:
         return self._await().__await__()
 
     async def _await(self) -> Generation:
-        await asyncio.wrap_future(self._started_future())
+        """Await the job; a caller that stops waiting (a timeout, a cancelled task) leaves it
+        running, as `result(timeout)` does: only `cancel()` stops a job."""
+        await asyncio.shield(asyncio.wrap_future(self._started_future()))
         return self._outcome()
 
     def _started_future(self) -> concurrent.futures.Future[Generation]:
@@ -331,8 +356,11 @@ class Job:
             async with _job_slots():
                 await self._steps(follow_only)
         except asyncio.CancelledError:
-            said = "Cancelled." if self.request_id else "Cancelled before anything was sent."
-            await self._end(JobStatus.CANCELLED, error_type="cancelled", error=said)
+            if self._cancel_requested or self.request_id is None:
+                said = "Cancelled." if self.request_id else "Cancelled before anything was sent."
+                await self._end(JobStatus.CANCELLED, error_type="cancelled", error=said)
+            else:  # stopped from outside (e.g. the loop closing), not cancel(): keep it resumable
+                await self._detach("interrupted", "This process stopped following the job.")
         except GenerationError as exc:
             await self._fail(exc)
         except Exception as exc:  # record any other failure on the row, then let it be seen
@@ -370,8 +398,13 @@ class Job:
         try:
             request_id = await asyncio.shield(posting)
         except asyncio.CancelledError:  # never abandon a POST in flight: its id must be kept
-            self._cancel_requested = True
             request_id = await posting
+            await self._record_id(request_id)
+            raise
+        await self._record_id(request_id)
+
+    async def _record_id(self, request_id: str) -> None:
+        """Commit the request id (and `queued`) to the row, and only then show it on the Job."""
         await self._move(JobStatus.QUEUED, request_id=request_id, submitted_at=_now())
         self.generation.request_id = request_id
         self._submitted = time.monotonic()
@@ -400,7 +433,7 @@ class Job:
 
     async def _write(self, **columns: Any) -> None:
         """Write columns of this job's row from a worker thread (the job loop never waits on disk)."""
-        await asyncio.to_thread(self.history.update, self.history_id, **columns)
+        await _on_disk(self.history.update, self.history_id, **columns)
 
     async def _move(self, status: JobStatus, **columns: Any) -> None:
         """The one place a job changes status: checked against the lifecycle, committed to the
@@ -425,7 +458,7 @@ class Job:
         gen.video_id = output.get("video_id") if isinstance(output.get("video_id"), str) else None
         gen.thumbnail_url = _url(output.get("thumbnail")) or (images[0]["url"] if images and not videos else None)
         gen.spritesheet_url = _url(output.get("spritesheet"))
-        await asyncio.to_thread(self._keep_media)
+        await _fetching(self._keep_media)
         await self._end(JobStatus.COMPLETED)
 
     def _keep_media(self) -> None:
@@ -441,13 +474,13 @@ class Job:
         gen = self.generation
         folder = self.history.media_dir / "videos"
         remove_partials(folder)
-        stem = f"{self.history_id:06d}-{gen.video_id or gen.request_id}"
+        stem = _safe_name(f"{self.history_id:06d}-{gen.video_id or gen.request_id}")
         main = next((m for m in gen.media if m["kind"] == "video"),
                     next((m for m in gen.media if m["kind"] == "image"), None))
         for item in gen.media:
             if item["kind"] not in ("video", "image"):
                 continue
-            role = item["field"] + ("" if item["index"] is None else f"-{item['index']}")
+            role = _safe_name(item["field"] + ("" if item["index"] is None else f"-{item['index']}"))
             default = ".mp4" if item["kind"] == "video" else ".jpg"
             name = f"{stem}.{role}" + _suffix(item["url"], default)
             own = self._own_file(item["url"])
@@ -503,7 +536,7 @@ class Job:
                 "backend can be reached again.")
         try:
             await self._write(error_type=kind, error_message=said, logs=[*gen.logs, said])
-            await asyncio.to_thread(self.history.release, self.history_id, this_process())
+            await _on_disk(self.history.release, self.history_id, this_process())
         except SoraWidgetsError as write_error:
             logger.warning("run %s lost contact and could not be released: %s", self.history_id, write_error)
         gen.logs.append(said)
@@ -552,10 +585,17 @@ class Job:
         return f"<code>{self!r}</code>".replace("<Job", "&lt;Job")
 
 
+def _safe_name(text: str) -> str:
+    """Server-chosen words (a video id, an output field) made fit for a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:80] or "media"
+
+
 def _url(node: Any) -> str | None:
     return node.get("url") if isinstance(node, Mapping) else None
 
 
 def _suffix(url: str, default: str) -> str:
+    """The file suffix a media URL names (".mp4", ".webp"), or `default`."""
     tail = url.split("?")[0].rsplit("/", 1)[-1]
-    return "." + tail.rsplit(".", 1)[1].lower() if "." in tail and len(tail.rsplit(".", 1)[1]) <= 4 else default
+    ext = tail.rsplit(".", 1)[1].lower() if "." in tail else ""
+    return "." + ext if ext.isalnum() and ext.isascii() and len(ext) <= 4 else default

@@ -595,15 +595,9 @@ def remove_partials(folder: Path, *, older_than_s: float = 0) -> int:
 
 def _writer_alive(pid_text: str | None) -> bool:
     """Whether another running process wrote a `.part` file (its pid is in the name)."""
-    if pid_text is None or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+    from ._owner import pid_alive
+
+    return pid_text is not None and int(pid_text) != os.getpid() and pid_alive(int(pid_text))
 
 
 def _remove_stale(entry: os.DirEntry[str], cutoff: float) -> bool:

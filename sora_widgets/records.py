@@ -45,7 +45,9 @@ _ALLOWED: dict[JobStatus, set[JobStatus]] = {
     JobStatus.COMPLETED: set(),
     JobStatus.FAILED: set(),
     JobStatus.CANCELLED: set(),
-    JobStatus.UNKNOWN: set(),
+    # the process that sent it may still learn its fate (e.g. after another took it for dead)
+    JobStatus.UNKNOWN: {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED,
+                        JobStatus.CANCELLED},
 }
 
 EventKind = Literal["queued", "running", "completed", "failed", "cancelled", "unknown"]

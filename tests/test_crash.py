@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakefal import Fault, FakeFal
 
 import sora_widgets as sw
-from sora_widgets._owner import Owner
+from sora_widgets._owner import this_process
 from sora_widgets.backends.fal import FalBackend
 from sora_widgets.history import HistoryRecord
 
@@ -186,7 +186,7 @@ def test_two_processes_resuming_at_once_send_each_orphan_once(
     fakefal.configure(queue_s=0.2, run_s=0.5)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
-    dead = Owner(host=socket.gethostname(), pid=int(gone.stdout), started="gone")
+    dead = replace(this_process(), pid=int(gone.stdout), started="gone")
     log = sw.History(runs)
     rows = [log.start(I2V, "fal", {"prompt": f"orphan {n}", "image_url": fakefal.media_url("input.png")},
                       owner=dead) for n in range(6)]
@@ -281,3 +281,56 @@ def test_a_503_at_submit_is_retried_and_a_502_is_not(
                     history=log, timeout=60)
     assert info.value.kind == "lost_answer" and fakefal.count("submit") == 4
     assert log.get(info.value.history_id or 0)["status"] == "unknown"
+
+
+def test_a_caller_that_stops_awaiting_leaves_the_job_running(
+        fakefal: FakeFal, keyed: None, log: sw.History) -> None:
+    import asyncio
+
+    fakefal.configure(queue_s=0.3, run_s=1.0)
+
+    async def impatient() -> None:
+        await asyncio.wait_for(sw.generate_async(endpoint=I2V, prompt="slow", history=log,
+                                                 image_url=fakefal.media_url("input.png")), 0.5)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(impatient())
+    [row] = log.records()
+    assert row["status"] in ("queued", "running")  # only cancel() stops a job
+    _wait_for(lambda: log.get(row["id"])["status"] == "completed", what="the job finishing")
+    assert fakefal.count("cancel") == 0 and fakefal.count("submit") == 1
+
+
+def test_resume_without_a_working_key_leaves_the_row_for_a_later_resume(
+        fakefal: FakeFal, keyed: None, child, runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fakefal.configure(queue_s=0.5, run_s=1.0)
+    proc = child("submit", fakefal.media_url("input.png"))
+    _wait_for(lambda: (row := _row(runs)) is not None and row["request_id"], what="a request id")
+    _kill(proc)
+
+    monkeypatch.delenv("FAL_KEY")  # a shell without the key
+    [job] = sw.resume(sw.History(runs))
+    with pytest.raises(sw.GenerationError) as refused:
+        job.result(timeout=60)
+    assert refused.value.kind == "credentials" and "sw.resume()" in str(refused.value)
+    row = sw.History(runs).get(job.history_id)
+    assert not row["status"].is_final and row["owner"] is None and row["request_id"]
+
+    monkeypatch.setenv("FAL_KEY", SECRET)
+    [again] = sw.resume(sw.History(runs))
+    assert again.result(timeout=60).ok and fakefal.count("submit") == 1
+
+
+def test_slow_downloads_never_hold_up_other_jobs(
+        fakefal: FakeFal, keyed: None, log: sw.History, image: Path) -> None:
+    slow = fakefal.hostile_media("slow.mp4", "trickle")
+    fakefal.configure(queue_s=0.0, run_s=0.1, result={"video": {"url": slow, "content_type": "video/mp4"}})
+    stuck = [sw.submit(endpoint=I2V, prompt=f"slow {n}", image_url=fakefal.media_url("input.png"),
+                       history=log) for n in range(8)]
+    _wait_for(lambda: fakefal.streaming_media() == 8, what="eight downloads trickling")
+    gen = sw.generate(prompt="meanwhile", image_url=image, history=log, backend="preview", timeout=120)
+    assert gen.ok and not any(job.done() for job in stuck)
+    fakefal.reset()  # the trickles end: those downloads fail, and their jobs with them
+    for job in stuck:
+        with pytest.raises(sw.GenerationError):
+            job.result(timeout=60)

@@ -242,3 +242,60 @@ def test_bad_inputs_are_refused_naming_what_is_wrong(log: sw.History, monkeypatc
         sw.submit(prompt="x", image_url=image, history=log, backend="preview")
     assert info.value.fields == ["SORA_WIDGETS_MAX_JOBS"]
     assert log.records() == []  # nothing recorded for any of them
+
+
+def test_a_key_echoed_as_a_field_name_and_odd_server_names_stay_harmless(
+        fakefal: FakeFal, log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+    realistic = "3f9a1c7e-aa21:9d8c7b6a5f4e3d2c1b0a"  # no credential-looking words in it
+    monkeypatch.setenv("FAL_KEY", realistic)
+    fakefal.configure(queue_s=0.1, run_s=0.1, result={
+        "videos/hd": [{"url": fakefal.media_url("video.mp4"), "content_type": "video/mp4"}],
+        "video_id": "clip/../../1",
+        realistic: {"url": fakefal.media_url("thumbnail.webp"), "content_type": "image/webp"}})
+    gen = sw.generate(endpoint=I2V, prompt="odd names", image_url=fakefal.media_url("input.png"),
+                      history=log, timeout=60)
+    assert gen.ok and Path(gen.video_path or "").is_file()
+    kept = [p for p in log.media_dir.rglob("*") if p.is_file()]
+    assert all(p.parent == log.media_dir / "videos" for p in kept) and len(kept) == 2
+    secret_half = realistic.partition(":")[2]
+    texts = [str(gen.to_dict()), repr(gen), str(log.records()), *(p.name for p in kept)]
+    assert all(secret_half not in text for text in texts)
+    assert all(secret_half.encode() not in p.read_bytes() for p in log.folder.rglob("*") if p.is_file())
+    assert all(Path(m["path"]).is_file() for m in log.get(gen.history_id or 0)["media"])
+
+
+def test_a_pid_means_nothing_across_pid_namespaces() -> None:
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+
+    from sora_widgets._owner import owner_gone, this_process
+
+    elsewhere = replace(this_process(), pid=1, started="1", pid_space="pid:[123]")  # another container
+    now = datetime.now(timezone.utc)
+    assert not owner_gone(elsewhere.to_text(), now)  # its heartbeat is fresh: it lives
+    assert owner_gone(elsewhere.to_text(), now - timedelta(minutes=10))
+    dead_here = replace(this_process(), pid=this_process().pid, started="not-this-start")
+    assert owner_gone(dead_here.to_text(), now)  # a reused pid on this host is not the owner
+
+
+def test_an_unknown_row_still_takes_the_request_id_its_sender_learns_late(log: sw.History) -> None:
+    run = log.start(I2V, "fal", {"prompt": "late answer"})
+    log.update(run, status="submitting")
+    log.finish(run, status="unknown", error_type="lost_answer", error_message="may have reached fal")
+    assert sw.resume(log) == []  # final for resume: never sent again
+    log.update(run, status="queued", request_id="req-late")  # the live sender got its answer
+    assert log.get(run)["request_id"] == "req-late" and log.get(run)["status"] == "queued"
+
+
+def test_a_part_file_of_a_killed_but_unreaped_process_is_removed(tmp_path: Path) -> None:
+    from sora_widgets.media import remove_partials
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        threading.Event().wait(0.01)  # exited, not yet reaped by us: a zombie
+    left = tmp_path / f".000001-v.video.mp4.{zombie.pid}-ab12_c.part"
+    left.write_bytes(b"half")
+    try:
+        assert remove_partials(tmp_path) == 1 and not left.exists()
+    finally:
+        zombie.wait()

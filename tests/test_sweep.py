@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from fakefal import validation_error
 from helpers import png_bytes
 
 import sora_widgets as sw
-from sora_widgets._owner import Owner
+from sora_widgets._owner import this_process
 from sora_widgets.backends.preview import PreviewBackend
 from sora_widgets.sweeps import SweepPlan
 
@@ -182,7 +182,7 @@ def test_a_sweep_resumes_after_a_restart_finishing_only_what_did_not(
     plan = SweepPlan.from_json(json.loads((path.parent / "sweeps" / f"{sweep_id}.json").read_text()))
     taken = {r["cell_key"] for r in before.values()}
     unsent = next(c for c in plan.cells if c.cell_id not in taken)
-    dead = Owner(host=socket.gethostname(), pid=proc.pid, started="gone")  # the killed kernel
+    dead = replace(this_process(), pid=proc.pid, started="gone")  # the killed kernel
     died = log.start(plan.endpoint_id, "fal", unsent.arguments, sweep_id=sweep_id, owner=dead,
                      cell_key=unsent.cell_id)  # its row was written, nothing was sent
 

@@ -173,7 +173,12 @@ class FalBackend:
     # -- inputs --------------------------------------------------------------------------------
 
     async def prepare(self, endpoint_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Upload local files named in `*_url` / `*_urls` fields (once per content) and use their URLs."""
+        """Upload local files named in `*_url` / `*_urls` fields (once per content) and use their URLs.
+
+        The HTTP clients are made here, before the job is marked as being sent, so the window in
+        which a killed process leaves an `unknown` row is the POST itself."""
+        if self.key_source is not None:
+            await self._clients_here()
         out = dict(arguments)
         for name, value in arguments.items():
             if name.endswith("_url"):
