@@ -244,7 +244,7 @@ def encode(name: str, value: Any, secrets: list[str]) -> Any:
 def storable(name: str, value: Any) -> Any:
     """`value` if SQLite can store it; text with a lone surrogate ("\\ud800") is a ValidationError
     naming the field, raised before any transaction, so one bad prompt harms nothing else."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
