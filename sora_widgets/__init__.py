@@ -34,6 +34,7 @@ _LAZY = {
     "find_endpoints": "endpoints",
     "estimate_cost": "pricing",
     "Job": "jobs",
+    "JobRunner": "_runner",
     "generate": "generation",
     "generate_async": "generation",
     "submit": "generation",

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CredentialsError, SchemaError, ValidationError
 from ._owner import owner_gone, this_process
 from .backends import Backend, resolve_backend
-from .jobs import EventCallback, Job, live_job, max_jobs
+from ._runner import JobRunner, default_runner, max_jobs
+from .jobs import EventCallback, Job
 from .records import Generation, JobStatus
 from .schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
 
@@ -73,13 +74,15 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
 def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | None = None,
            backend: str | Backend | None = None, history: History | None = None,
            schema: EndpointSchema | None = None, sweep_id: str | None = None,
-           cell_key: str | None = None, on_event: EventCallback | None = None, **fields: Any) -> Job:
+           cell_key: str | None = None, on_event: EventCallback | None = None,
+           runner: JobRunner | None = None, **fields: Any) -> Job:
     """Validate, record and start a generation; returns a Job at once.
 
     `endpoint` is an endpoint id, a path to its OpenAPI document or an EndpointSchema. Fields are
     the endpoint's own (`prompt=`, `image_url=`, `duration=` ...) or `arguments={...}`.
     Invalid arguments raise ValidationError and nothing is sent or recorded. `sweep_id` and
-    `cell_key` tie the row to a sweep's cell.
+    `cell_key` tie the row to a sweep's cell; `runner` is the JobRunner to run it on (the
+    package's default one unless given).
     """
     from .pricing import estimate_cost
 
@@ -87,10 +90,11 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
         raise ValidationError([("arguments", f"must be a mapping of field names to values, like "
                                              f"{{'prompt': ...}} (got {type(arguments).__name__})")])
     max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
+    runner = runner or default_runner()
     schema = schema or schema_for(endpoint)
     log = _history(history)
     validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
-    chosen = resolve_backend(backend, history=log)
+    chosen = resolve_backend(backend, history=log, cache=runner.backends)
     if getattr(chosen, "key_source", "") is None:
         raise CredentialsError(
             f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
@@ -99,7 +103,8 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
     cost = 0.0 if chosen.name == "preview" else estimate_cost(schema, validated)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
                            cost_usd=cost, owner=this_process(), cell_key=cell_key, **image_columns)
-    job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id)
+    job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id,
+              runner=runner)
     job.generation.cost_usd = cost
     if on_event is not None:
         job.on_event(on_event)
@@ -125,7 +130,7 @@ LEGACY_MESSAGE = ("This run was started by an older sora_widgets, which did not 
 
 
 def resume(history: History | None = None, *, backend: str | Backend | None = None,
-           sweep_id: str | None = None) -> list[Job]:
+           sweep_id: str | None = None, runner: JobRunner | None = None) -> list[Job]:
     """Take over every unfinished job whose process is gone (e.g. after a kernel restart).
 
     A row with a request id is followed by it and finished, never sent again. A row that was never
@@ -135,18 +140,19 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
     this process already follows are returned as they are. `sweep_id` limits this to one sweep.
     """
     log = _history(history)
+    runner = runner or default_runner()
     me = this_process()
     jobs = []
     for row in log.unfinished():
         if sweep_id is not None and row.get("sweep_id") != sweep_id:
             continue
-        live = live_job(log, row["id"])
+        live = runner.live(log, row["id"])
         if live is not None:
             jobs.append(live)
             continue
         if not owner_gone(row["owner"], row["heartbeat_at"]) or not log.claim(row["id"], me, previous=row["owner"]):
             continue  # a live process follows it, or another resume() took it first
-        job = _take_over(log, row, backend)
+        job = _take_over(log, row, backend, runner)
         if job is not None:
             jobs.append(job)
     from .media import remove_partials
@@ -155,11 +161,12 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
     return jobs
 
 
-def _take_over(log: History, row: Mapping[str, Any], backend: str | Backend | None) -> Job | None:
+def _take_over(log: History, row: Mapping[str, Any], backend: str | Backend | None,
+               runner: JobRunner) -> Job | None:
     """Follow, send or close a row this process has just claimed."""
     status = JobStatus(row["status"])
     if row.get("request_id"):
-        return _job_for(log, row, backend).start(follow_only=True)
+        return _job_for(log, row, backend, runner).start(follow_only=True)
     legacy = row["owner"] is None
     if (status is JobStatus.SUBMITTING or legacy) and row["backend"] != "preview":
         log.finish(row["id"], status=JobStatus.UNKNOWN, error_type="lost_answer",
@@ -167,10 +174,10 @@ def _take_over(log: History, row: Mapping[str, Any], backend: str | Backend | No
         return None
     if status is JobStatus.SUBMITTING:  # the offline preview bills nothing: render it again
         log.update(row["id"], logs=[*row["logs"], "Sent again after a restart (offline preview)."])
-    return _job_for(log, row, backend, status=JobStatus.PENDING).start()
+    return _job_for(log, row, backend, runner, status=JobStatus.PENDING).start()
 
 
-def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None, *,
+def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None, runner: JobRunner, *,
              status: JobStatus | None = None) -> Job:
     """A Job for a stored row, on the backend that ran it."""
     try:
@@ -178,7 +185,8 @@ def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None
     except SchemaError:  # an endpoint read from a document this process never saw: no fields needed
         schema = EndpointSchema(endpoint_id=row["endpoint_id"], fields=())
     job = Job(schema=schema, arguments=row["arguments"],
-              backend=resolve_backend(backend or row["backend"], history=log), history=log,
-              history_id=row["id"], request_id=row["request_id"], status=status or JobStatus(row["status"]))
+              backend=resolve_backend(backend or row["backend"], history=log, cache=runner.backends),
+              history=log, history_id=row["id"], request_id=row["request_id"],
+              status=status or JobStatus(row["status"]), runner=runner)
     job.generation.cost_usd = row["cost_usd"]
     return job

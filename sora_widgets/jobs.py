@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import logging
 import re
-import os
 import threading
 import time
 import urllib.parse
@@ -31,8 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError, HistoryError, SoraWidgetsError, ValidationError
-from ._owner import HEARTBEAT_S, this_process
+from ._errors import GenerationError, HistoryError, SoraWidgetsError
+from ._owner import this_process
+from ._runner import JobRunner, default_runner, max_jobs
 from ._secrets import scrub, secret_values
 from .backends import Backend
 from .records import Generation, JobEvent, JobStatus
@@ -41,104 +40,22 @@ from .schema import EndpointSchema
 if TYPE_CHECKING:
     from .history import History
 
-__all__ = ["Job", "job_loop", "live_job", "max_jobs"]
+__all__ = ["Job", "JobRunner", "job_loop", "live_job", "max_jobs"]
 
 EventCallback = Callable[["Job", JobEvent], None]
 PREVIEW_NOTE = "Offline preview: no model made this video; it was rendered on this machine from your image."
 
 logger = logging.getLogger("sora_widgets")
-_heartbeat: threading.Thread | None = None
-_writers: concurrent.futures.ThreadPoolExecutor | None = None
-_fetchers: concurrent.futures.ThreadPoolExecutor | None = None
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
-_slots: asyncio.Semaphore | None = None
-#: jobs this process is following, by (history file, row id), so resume() never follows one twice
-_live: dict[tuple[str, int], Job] = {}
-_live_lock = threading.Lock()
 
 
-def job_loop() -> asyncio.AbstractEventLoop:
-    """The package's event loop, started on first use in a daemon thread."""
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="sora-widgets-jobs", daemon=True).start()
-            _loop = loop
-        return _loop
+def job_loop(runner: JobRunner | None = None) -> asyncio.AbstractEventLoop:
+    """The event loop jobs run on (the default runner's unless one is given)."""
+    return (runner or default_runner()).loop
 
 
-def live_job(history: History, history_id: int) -> Job | None:
-    """The Job this process is following for that history row, if any."""
-    return _live.get((str(history.path), history_id))
-
-
-def max_jobs() -> int:
-    """How many jobs this process follows at once (`SORA_WIDGETS_MAX_JOBS`, default 32); more wait,
-    pending, for a place. fal queues what is over a key's own limit on its side, so this only
-    bounds connections and render threads here."""
-    raw = os.environ.get("SORA_WIDGETS_MAX_JOBS", "").strip() or "32"
-    try:
-        count = int(raw)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ValidationError([("SORA_WIDGETS_MAX_JOBS", f"must be a whole number of jobs, 1 or more "
-                                                         f"(got {raw!r})")])
-    return count
-
-
-def _job_slots() -> asyncio.Semaphore:
-    """The places for running jobs, made on the job loop the first time one is needed."""
-    global _slots
-    if _slots is None:
-        _slots = asyncio.Semaphore(max_jobs())
-    return _slots
-
-
-def _on_disk(function: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-    """Run a history write on the writer threads, never on the job loop nor beside downloads."""
-    global _writers
-    with _loop_lock:
-        if _writers is None:
-            _writers = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="sora-widgets-history")
-    return asyncio.get_running_loop().run_in_executor(_writers, functools.partial(function, *args, **kwargs))
-
-
-def _fetching(function: Callable[[], Any]) -> asyncio.Future[Any]:
-    """Run a media download on its own threads (one per job that may run), so slow downloads can
-    never hold the threads other jobs need."""
-    global _fetchers
-    with _loop_lock:
-        if _fetchers is None:
-            _fetchers = concurrent.futures.ThreadPoolExecutor(max_jobs(), thread_name_prefix="sora-widgets-media")
-    return asyncio.get_running_loop().run_in_executor(_fetchers, function)
-
-
-def _start_heartbeat() -> None:
-    """Start, once per process, the thread that renews the heartbeat of every row followed here."""
-    global _heartbeat
-    with _live_lock:
-        if _heartbeat is None or not _heartbeat.is_alive():
-            _heartbeat = threading.Thread(target=_beat, name="sora-widgets-heartbeat", daemon=True)
-            _heartbeat.start()
-
-
-def _beat() -> None:
-    while True:
-        time.sleep(HEARTBEAT_S)
-        with _live_lock:
-            followed = list(_live.values())
-        by_file: dict[str, tuple[History, list[int]]] = {}
-        for job in followed:
-            by_file.setdefault(str(job.history.path), (job.history, []))[1].append(job.history_id)
-        for history, ids in by_file.values():
-            try:
-                history.heartbeat(ids, this_process())
-            except SoraWidgetsError as exc:  # a busy or read-only file: try again next beat
-                logger.warning("could not renew the heartbeat of runs %s in %s: %s", ids, history.path, exc)
+def live_job(history: History, history_id: int, runner: JobRunner | None = None) -> Job | None:
+    """The Job this process (the runner) is following for that history row, if any."""
+    return (runner or default_runner()).live(history, history_id)
 
 
 def _lost_contact(exc: GenerationError) -> bool:
@@ -167,8 +84,9 @@ class Job:
 
     def __init__(self, *, schema: EndpointSchema, arguments: dict[str, Any], backend: Backend,
                  history: History, history_id: int, request_id: str | None = None,
-                 status: JobStatus = JobStatus.PENDING) -> None:
+                 status: JobStatus = JobStatus.PENDING, runner: JobRunner | None = None) -> None:
         self.schema = schema
+        self.runner = runner or default_runner()
         self.backend = backend
         self.history = history
         self.history_id = history_id
@@ -308,7 +226,7 @@ class Job:
         self._cancel_requested = True
         if self._future is None or self._future.done():
             return
-        loop = job_loop()
+        loop = self.runner.loop
         if _on_loop_thread(loop):  # called from an event callback: schedule it, do not wait on it
             loop.create_task(self._cancel())
         else:
@@ -335,16 +253,13 @@ class Job:
 
     def start(self, *, follow_only: bool = False) -> Job:
         """Schedule the job on the package loop (submitting it unless it was submitted before)."""
-        async def runner() -> Generation:
+        async def life() -> Generation:
             self._task = asyncio.current_task()
             return await self._run(follow_only)
 
-        key = (str(self.history.path), self.history_id)
-        with _live_lock:
-            _live[key] = self
-        _start_heartbeat()
-        self._future = asyncio.run_coroutine_threadsafe(runner(), job_loop())
-        self._future.add_done_callback(lambda _f: _live.pop(key, None))
+        self.runner.follow(self)
+        self._future = asyncio.run_coroutine_threadsafe(life(), self.runner.loop)
+        self._future.add_done_callback(lambda _f: self.runner.forget(self))
         return self
 
     # --- the life of a job, on the job loop ----------------------------------------------------
@@ -353,7 +268,7 @@ class Job:
         """The whole life of the job; every way out leaves the history row true: a final status,
         or (contact lost after the request id was recorded) still resumable."""
         try:
-            async with _job_slots():
+            async with self.runner.slots():
                 await self._steps(follow_only)
         except asyncio.CancelledError:
             if self._cancel_requested or self.request_id is None:
@@ -433,7 +348,7 @@ class Job:
 
     async def _write(self, **columns: Any) -> None:
         """Write columns of this job's row from a worker thread (the job loop never waits on disk)."""
-        await _on_disk(self.history.update, self.history_id, **columns)
+        await self.runner.on_disk(self.history.update, self.history_id, **columns)
 
     async def _move(self, status: JobStatus, **columns: Any) -> None:
         """The one place a job changes status: checked against the lifecycle, committed to the
@@ -458,7 +373,7 @@ class Job:
         gen.video_id = output.get("video_id") if isinstance(output.get("video_id"), str) else None
         gen.thumbnail_url = _url(output.get("thumbnail")) or (images[0]["url"] if images and not videos else None)
         gen.spritesheet_url = _url(output.get("spritesheet"))
-        await _fetching(self._keep_media)
+        await self.runner.fetching(self._keep_media)
         await self._end(JobStatus.COMPLETED)
 
     def _keep_media(self) -> None:
@@ -536,7 +451,7 @@ class Job:
                 "backend can be reached again.")
         try:
             await self._write(error_type=kind, error_message=said, logs=[*gen.logs, said])
-            await _on_disk(self.history.release, self.history_id, this_process())
+            await self.runner.on_disk(self.history.release, self.history_id, this_process())
         except SoraWidgetsError as write_error:
             logger.warning("run %s lost contact and could not be released: %s", self.history_id, write_error)
         gen.logs.append(said)

@@ -12,6 +12,7 @@ from helpers import png_bytes
 from PIL import Image
 
 import sora_widgets as sw
+from sora_widgets.jobs import JobRunner
 
 
 def test_first_run_without_a_key_uses_the_preview_and_makes_a_playable_video(
@@ -49,7 +50,8 @@ def test_submit_returns_at_once_and_events_arrive_in_order(log: sw.History) -> N
     seen: list[str] = []
     job = sw.submit(prompt="waves", image_url=png_bytes(), history=log, backend="preview",
                     on_event=lambda _job, event: seen.append(event.kind))
-    assert job.status in (sw.JobStatus.PENDING, sw.JobStatus.QUEUED, sw.JobStatus.RUNNING)
+    assert job.status in (sw.JobStatus.PENDING, sw.JobStatus.SUBMITTING, sw.JobStatus.QUEUED,
+                          sw.JobStatus.RUNNING)
     gen = job.result(timeout=120)
     assert gen.ok and job.done()
     assert seen[-1] == "completed" and "running" in seen
@@ -143,18 +145,16 @@ def test_no_key_photo_becomes_a_4_s_16_9_mp4_whose_first_frame_is_the_photo(
 
 
 @pytest.fixture
-def one_job_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Allow a single job in flight (fresh slots on the job loop, restored afterwards)."""
-    import sora_widgets.jobs as jobs_module
-
-    monkeypatch.setattr(jobs_module, "_slots", None)
-    monkeypatch.setenv("SORA_WIDGETS_MAX_JOBS", "1")
+def one_job_at_a_time() -> JobRunner:
+    """A runner of its own that follows a single job at a time."""
+    return JobRunner(max_jobs=1)
 
 
 def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
-        log: sw.History, one_job_at_a_time: None) -> None:
-    first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log)
-    second = sw.submit(prompt="second", image_url=png_bytes((9, 9, 9)), history=log)
+        log: sw.History, one_job_at_a_time: JobRunner) -> None:
+    runner = one_job_at_a_time
+    first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log, runner=runner)
+    second = sw.submit(prompt="second", image_url=png_bytes((9, 9, 9)), history=log, runner=runner)
     while first.request_id is None:
         asyncio.run(asyncio.sleep(0.01))
     assert second.status is sw.JobStatus.PENDING and second.request_id is None
@@ -162,10 +162,12 @@ def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
 
 
 def test_resume_in_the_same_process_leaves_live_jobs_alone(
-        log: sw.History, one_job_at_a_time: None) -> None:
-    first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log)
-    waiting = sw.submit(prompt="waiting for a place", image_url=png_bytes((5, 5, 5)), history=log)
-    resumed = sw.resume(log)
+        log: sw.History, one_job_at_a_time: JobRunner) -> None:
+    runner = one_job_at_a_time
+    first = sw.submit(prompt="first", image_url=png_bytes(), duration=8, history=log, runner=runner)
+    waiting = sw.submit(prompt="waiting for a place", image_url=png_bytes((5, 5, 5)), history=log,
+                        runner=runner)
+    resumed = sw.resume(log, runner=runner)
     assert {job.history_id for job in resumed} == {first.history_id, waiting.history_id}
     assert all(job in (first, waiting) for job in resumed)
     assert first.result(timeout=120).ok and waiting.result(timeout=120).ok

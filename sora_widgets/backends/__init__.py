@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Backend", "FalBackend", "PreviewBackend", "key_source", "resolve_backend"]
 
-_cache: dict[tuple[str, str], Backend] = {}
 _lock = threading.Lock()
 
 
@@ -44,11 +43,13 @@ def key_source() -> str | None:
     return None
 
 
-def resolve_backend(spec: str | Backend | None, *, history: History) -> Backend:
+def resolve_backend(spec: str | Backend | None, *, history: History,
+                    cache: dict[tuple[str, str], Backend] | None = None) -> Backend:
     """A backend instance for "fal", "preview", None (fal with a key, else preview) or an instance.
 
-    Instances are reused per kind and run folder; fal's uploads are remembered in the history
-    file and the preview renders into its media folder, so both survive restarts.
+    Instances are reused per kind and run folder in `cache` (the default JobRunner's unless
+    given); fal's uploads are remembered in the history file and the preview renders into its
+    media folder, so both survive restarts.
     """
     if spec is not None and not isinstance(spec, str):
         return spec
@@ -58,11 +59,15 @@ def resolve_backend(spec: str | Backend | None, *, history: History) -> Backend:
 
         raise ValidationError([("backend", f'must be "fal", "preview", None or a backend instance '
                                            f"(got {name!r})")])
+    if cache is None:
+        from .._runner import default_runner
+
+        cache = default_runner().backends
     cache_key = (name, str(Path(history.path).resolve()))
     with _lock:
-        if cache_key not in _cache:
-            _cache[cache_key] = _build(name, history)
-        return _cache[cache_key]
+        if cache_key not in cache:
+            cache[cache_key] = _build(name, history)
+        return cache[cache_key]
 
 
 def _build(name: str, history: History) -> Any:
