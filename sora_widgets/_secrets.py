@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-__all__ = ["SECRET_ENV", "is_secret_name", "scrub", "scrub_text", "secret_values"]
+__all__ = ["SECRET_ENV", "is_secret_name", "key_source", "scrub", "scrub_text", "secret_values"]
 
 SECRET_ENV = ("FAL_KEY", "FAL_KEY_SECRET")
 _MIN_SECRET = 8  # shorter values are too likely to occur in ordinary text to be scrubbed
@@ -58,3 +58,12 @@ def scrub_text(text: str, extra: tuple[str, ...] | list[str] = ()) -> str:
     secrets = sorted({*secret_values(), *(s for s in extra if s and len(s) >= _MIN_SECRET)},
                      key=len, reverse=True)
     return str(scrub(text, secrets))
+
+
+def key_source() -> str | None:
+    """The name of the environment variable(s) fal's key comes from, or None; never the key."""
+    if os.environ.get("FAL_KEY"):
+        return "FAL_KEY"
+    if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
+        return "FAL_KEY_ID + FAL_KEY_SECRET"
+    return None

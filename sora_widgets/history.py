@@ -496,12 +496,6 @@ class History:
         """Write the runs to .csv, .jsonl or .parquet (chosen by suffix) and return the path."""
         return export.export(self, Path(path), filters)
 
-    def resume(self, **kwargs: Any) -> Any:
-        """Follow unfinished runs that reached the backend to their end (see `generation.resume`)."""
-        from .generation import resume
-
-        return resume(history=self, **kwargs)
-
     def __repr__(self) -> str:
         return f"History({str(self._path)!r}, {export.runs_text(len(self))})"
 

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import OfflineError, PlatformError
-from ._secrets import scrub, secret_values
+from ._secrets import key_source, scrub, secret_values
 from ._http import TooMuch, bounded_request
 from ._home import cache_dir
-from .backends import key_source
 
 DEFAULT_API_URL = "https://api.fal.ai/v1"
 CACHE_TTL_S = 24 * 3600.0

@@ -6,12 +6,11 @@ and the offline preview otherwise, so a new user's first run always succeeds.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Backend
+from .base import Backend, key_source
 
 if TYPE_CHECKING:
     from ..history import History
@@ -34,22 +33,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def key_source() -> str | None:
-    """The name of the environment variable(s) fal's key comes from, or None; never the key."""
-    if os.environ.get("FAL_KEY"):
-        return "FAL_KEY"
-    if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
-        return "FAL_KEY_ID + FAL_KEY_SECRET"
-    return None
-
-
 def resolve_backend(spec: str | Backend | None, *, history: History,
                     cache: dict[tuple[str, str], Backend] | None = None) -> Backend:
     """A backend instance for "fal", "preview", None (fal with a key, else preview) or an instance.
 
-    Instances are reused per kind and run folder in `cache` (the default JobRunner's unless
-    given); fal's uploads are remembered in the history file and the preview renders into its
-    media folder, so both survive restarts.
+    Instances are reused per kind and run folder in `cache` (a JobRunner's `backends`; without
+    one, each call makes a new instance); fal's uploads are remembered in the history file and
+    the preview renders into its media folder, so both survive restarts.
     """
     if spec is not None and not isinstance(spec, str):
         return spec
@@ -60,9 +50,7 @@ def resolve_backend(spec: str | Backend | None, *, history: History,
         raise ValidationError([("backend", f'must be "fal", "preview", None or a backend instance '
                                            f"(got {name!r})")])
     if cache is None:
-        from .._runner import default_runner
-
-        cache = default_runner().backends
+        return _build(name, history)
     cache_key = (name, str(Path(history.path).resolve()))
     with _lock:
         if cache_key not in cache:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from .._errors import CredentialsError, ValidationError
-from . import key_source
+from .base import key_source
 from ..records import JobEvent
 
 if TYPE_CHECKING:
