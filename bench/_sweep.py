@@ -6,8 +6,6 @@ The sweep is `sw.sweep(repeat=n)`, the way a researcher runs it; with
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from typing import TYPE_CHECKING
 
@@ -36,8 +34,7 @@ def _sweep(history: History, jobs: int, max_concurrent: int | None) -> float:
 
     options = {} if max_concurrent is None else {"max_concurrent": max_concurrent}
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # the plan line it prints would break the table
-        run = sw.sweep(**ARGS, repeat=jobs, backend="fal", history=history, wait=True, **options)
+    run = sw.sweep(**ARGS, repeat=jobs, backend="fal", history=history, wait=True, **options)
     took = time.perf_counter() - start
     assert run.status.get("completed") == jobs, run.status
     return took

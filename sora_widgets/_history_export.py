@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 _CATEGORIES = ("status", "backend", "endpoint_id", "model", "resolution", "aspect_ratio")
 _LEAD = ("id", "created_at", "status", "endpoint_id", "backend")  # first columns; arguments follow
 _HTML_ROWS = 20
+_LEFT = "style='text-align:left'"  # on every cell: JupyterLab right-aligns tables in outputs
+_SHORT = "style='text-align:left;white-space:nowrap'"  # cells other than the prompt stay on one line
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a CSV cell a formula
 
 
@@ -149,21 +151,21 @@ def _parquet_engine() -> str:
 
 
 def html_table(log: History) -> str:
-    """The newest runs as a compact HTML table; every value from the file is escaped."""
+    """The newest runs as a compact HTML table; every value from the file is escaped, cells are
+    left-aligned (JupyterLab right-aligns them) and no `$` can be typeset as math."""
     records = log.find(limit=_HTML_ROWS)
     total = log.count()
-    esc = html.escape
     shown = runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
-    head = (f"<div class='sora-history'><div><b>History</b> · <code>{esc(str(log.path))}</code>"
-            f" · {shown}</div>")
+    head = (f"<div class='sora-history'><div><b>History</b> · <code>{_text(_shown_path(log.path))}</code>"
+            f" · {_text(shown)}</div>")
     if not records:
         return head + "<div><i>No runs yet.</i></div></div>"
     cells = ["", "#", "time (UTC)", "prompt", "model", "duration", "status", "cost"]
-    rows = ["<tr>" + "".join(f"<th>{esc(c)}</th>" for c in cells) + "</tr>"]
+    rows = ["<tr>" + "".join(f"<th {_LEFT}>{_text(c)}</th>" for c in cells) + "</tr>"]
     for record in records:
         arguments = record["arguments"]
         src = _thumbnail_src(log.path.parent, record["thumbnail_path"], record["thumbnail_url"])
-        thumb = f"<img src='{esc(src)}' style='height:40px' loading='lazy'>" if src else ""
+        thumb = f"<img src='{html.escape(src)}' style='height:40px' loading='lazy'>" if src else ""
         prompt = str(arguments.get("prompt", ""))
         short = prompt if len(prompt) <= 80 else prompt[:77] + "..."
         duration = arguments.get("duration")
@@ -171,10 +173,24 @@ def html_table(log: History) -> str:
         before = [str(record["id"]), _when(record["created_at"])]
         after = [str(arguments.get("model", "")), "" if duration is None else f"{duration} s",
                  record["status"].value, "" if cost is None else f"${cost:.2f}"]
-        rows.append(f"<tr><td>{thumb}</td>" + "".join(f"<td>{esc(v)}</td>" for v in before)
-                    + f"<td title='{esc(prompt)}'>{esc(short)}</td>"
-                    + "".join(f"<td>{esc(v)}</td>" for v in after) + "</tr>")
+        rows.append(f"<tr><td {_LEFT}>{thumb}</td>" + "".join(f"<td {_SHORT}>{_text(v)}</td>" for v in before)
+                    + f"<td {_LEFT} title='{html.escape(prompt).replace('$', '&#36;')}'>{_text(short)}</td>"
+                    + "".join(f"<td {_SHORT}>{_text(v)}</td>" for v in after) + "</tr>")
     return head + "<table>" + "".join(rows) + "</table></div>"
+
+
+def _text(value: str) -> str:
+    """`value` escaped as HTML text, each `$` alone in a span: MathJax pairs dollar signs within
+    one run of text (an `&#36;` is a `$` again once parsed), never across elements."""
+    return html.escape(value).replace("$", "<span>$</span>")
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the working folder when it is inside it, else as it is."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def runs_text(count: int) -> str:

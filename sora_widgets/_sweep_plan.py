@@ -5,9 +5,11 @@ Plain data that round-trips through JSON, so a sweep can be reopened after a ker
 
 from __future__ import annotations
 
-import itertools
 import hashlib
+import html
+import itertools
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,11 +20,52 @@ from .mapping import ALIASES, Mapped, target_field, map_request
 from .pricing import estimate_cost, format_usd
 from .schema import EndpointSchema, did_you_mean, load_schema
 
-__all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "normalize_images", "plan_cells",
-           "split_axes"]
+__all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "html_attr", "html_table", "html_text",
+           "normalize_images", "plan_cells", "shown_value", "split_axes"]
 
 
 ENDPOINT_AXIS = "endpoint"  # the axis of a cross-model sweep
+_CELL = "style='text-align:left;vertical-align:top'"  # JupyterLab right-aligns table cells
+_SHOWN_CHARS = 80  # longer values are cut in the HTML plan (the whole value is the tooltip)
+
+
+def html_text(value: Any) -> str:
+    """`value` as HTML text that no notebook turns into math: escaped, each `$` in its own span.
+
+    MathJax in JupyterLab pairs dollar signs within one run of text; `&#36;` does not stop it (it
+    is a `$` again in the page), a span does (math never crosses an element)."""
+    return html.escape("" if value is None else str(value)).replace("$", "<span>$</span>")
+
+
+def html_attr(value: Any) -> str:
+    """`value` escaped for a quoted attribute (attributes are never typeset)."""
+    return html.escape("" if value is None else str(value)).replace("$", "&#36;")
+
+
+def shown_value(value: Any) -> Any:
+    """`value` as shown to a person: a local file's absolute path relative to the working folder
+    (so code and reports read `sora_runs/media/inputs/...`), recursively in lists."""
+    if isinstance(value, list):
+        return [shown_value(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and Path(value).is_file():
+        try:
+            return Path(os.path.relpath(value)).as_posix()
+        except ValueError:  # another drive (Windows): no relative path exists
+            return value
+    return value
+
+
+def html_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A left-aligned table of `head` (plain text) over `rows` (HTML already); empty without rows."""
+    if not rows:
+        return ""
+    cells = [f"<tr>{''.join(f'<th {_CELL}>{html_text(h)}</th>' for h in head)}</tr>"]
+    cells += [f"<tr>{''.join(f'<td {_CELL}>{c}</td>' for c in row)}</tr>" for row in rows]
+    return f"<table>{''.join(cells)}</table>"
+
+
+def _shown_note(note: Mapped) -> Mapped:
+    return replace(note, given=shown_value(note.given), sent=shown_value(note.sent))
 
 
 @dataclass(frozen=True)
@@ -110,34 +153,55 @@ class SweepPlan:
                        f"endpoints: {', '.join(self.endpoints or (self.endpoint_id,))}")
 
     def line(self) -> str:
-        """The one-line summary printed before anything is sent."""
+        """The plan in one line: jobs, their shape, where they run, the estimate and the budget."""
         shape = " x ".join(f"{len(v)} {name}" for name, v in self.axes.items()) or "1 setting"
         repeats = f" x {self.repeat} repeats" if self.repeat > 1 else ""
         cost = format_usd(self.estimate_usd) + (f" + {self.unpriced} of unknown price" if self.unpriced else "")
         money = f"estimated {cost}" if self.charged else f"preview backend, free (on fal: {cost})"
         budget = f", budget {format_usd(self.budget_usd)}" if self.budget_usd is not None else ""
         where = (f"{len(self.endpoints)} endpoints" if self.cross_model else self.endpoint_id)
-        return (f"Sweep {self.sweep_id}: {self.n_jobs} jobs ({shape}{repeats}) on "
+        jobs = f"{self.n_jobs} job" + ("" if self.n_jobs == 1 else "s")
+        return (f"Sweep {self.sweep_id}: {jobs} ({shape}{repeats}) on "
                 f"{where} via {self.backend}, {money}{budget}.")
 
     def mapping_lines(self) -> list[str]:
         """Per endpoint, what one request sends: every field, with mapped or dropped ones marked."""
         lines = []
-        seen: set[str] = set()
-        for cell in self.cells:
-            if cell.endpoint_id in seen or not cell.mapping:
-                continue
-            seen.add(cell.endpoint_id)
+        for cell in self._mapped_cells():
             lines.append(f"  {cell.endpoint_id} ({format_usd(cell.cost_usd)} a job):")
-            for note in cell.mapping:
-                mark = "=" if not note.changed else ("x" if note.how == "dropped" else "~")
-                lines.append(f"    {mark} {note}")
+            lines += [f"    {_mark(note)} {_shown_note(note)}" for note in cell.mapping]
         return lines
 
+    def _mapped_cells(self) -> list[Cell]:
+        """The first cell of each endpoint of a cross-model sweep (the ones with a mapping)."""
+        firsts: dict[str, Cell] = {}
+        for cell in self.cells:
+            if cell.mapping:
+                firsts.setdefault(cell.endpoint_id, cell)
+        return list(firsts.values())
+
     def describe(self) -> str:
-        """The plan as printed before anything is sent: the summary, then each endpoint's mapping
-        (`=` sent as given, `~` renamed or mapped to an allowed value, `x` dropped)."""
+        """The plan as text: the summary, then each endpoint's mapping (`=` sent as given, `~`
+        renamed or mapped to an allowed value, `x` dropped)."""
         return "\n".join([self.line(), *self.mapping_lines()])
+
+    def html(self) -> str:
+        """The plan as HTML for a notebook: the summary, then each endpoint's mapping (a sweep
+        across endpoints) or the axes and fixed fields; left-aligned, no `$` typeset as math."""
+        if self.cross_model:
+            table = html_table(("endpoint", "a job", "what it is sent"), [
+                (html_text(c.endpoint_id), html_text(format_usd(c.cost_usd)),
+                 "<br>".join(f"<code>{_mark(n)}</code> {html_text(_shown_note(n))}" for n in c.mapping))
+                for c in self._mapped_cells()])
+        else:
+            table = html_table(("field", "", "value"), [
+                *((html_text(name), "axis", ", ".join(_short_html(v) for v in values))
+                  for name, values in self.axes.items()),
+                *((html_text(name), "", _short_html(value)) for name, value in self.fields.items())])
+        return f"<div class='sora-sweep-plan'><div><b>{html_text(self.line())}</b></div>{table}</div>"
+
+    def _repr_html_(self) -> str:
+        return self.html()
 
     def to_json(self) -> dict[str, Any]:
         return {"sweep_id": self.sweep_id, "endpoint_id": self.endpoint_id, "backend": self.backend,
@@ -154,6 +218,20 @@ class SweepPlan:
         cells = plan_cells(plan.schemas(), data["axes"], data["fields"], data["repeat"],
                            strict=plan.strict)
         return replace(plan, cells=cells)
+
+
+def _mark(note: Mapped) -> str:
+    return "=" if not note.changed else ("x" if note.how == "dropped" else "~")
+
+
+def _short_html(value: Any) -> str:
+    """A field value for the HTML plan: relative paths, cut at _SHOWN_CHARS with the rest as a
+    tooltip."""
+    value = shown_value(value)
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) <= _SHOWN_CHARS:
+        return html_text(text)
+    return f"<span title='{html_attr(text)}'>{html_text(text[:_SHOWN_CHARS - 1])}…</span>"
 
 
 def cell_key(arguments: Mapping[str, Any], endpoint_id: str = "") -> str:

@@ -24,8 +24,10 @@ from ._sweep_plan import (
     Cell,
     SweepPlan,
     cell_key,
+    html_text,
     normalize_images,
     plan_cells,
+    shown_value,
     split_axes,
 )
 from .backends import Backend, resolve_backend
@@ -62,10 +64,11 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
     `endpoint` is one endpoint (an id, a document path or an EndpointSchema) or a list of them:
     then one canonical request is mapped onto each endpoint's own fields (see `mapping`), and
     `strict=True` refuses any value that would have to change. Before anything is sent the plan
-    is validated, priced and printed with each endpoint's mapping; over `budget_usd` it raises
-    BudgetError (the preview backend is free, so it is never over), as it does when a price is
-    unknown unless `allow_unknown_cost=True`. A `confirm(plan)` that returns False leaves the
-    sweep unstarted (`sweep.start()` sends it later). `wait=True` returns once every job ended.
+    is validated and priced; over `budget_usd` it raises BudgetError (the preview backend is free,
+    so it is never over), as it does when a price is unknown unless `allow_unknown_cost=True`.
+    A `confirm(plan)` that returns False leaves the sweep unstarted (`sweep.start()` sends it
+    later). `wait=True` returns once every job ended. Nothing is printed: the returned Sweep shows
+    its plan (with each endpoint's mapping) and status when a notebook displays it.
     """
     from .history import History
 
@@ -97,7 +100,6 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
                      endpoints=tuple(schemas), strict=strict,
                      documents={e: dict(s.document) for e, s in schemas.items()
                                 if e not in bundled and s.document})
-    print(plan.describe())
     over = plan.estimate_usd > budget_usd if budget_usd is not None else False
     if budget_usd is not None and plan.charged and (over or (plan.unpriced and not allow_unknown_cost)):
         why = (f"its estimate {format_usd(plan.estimate_usd)} exceeds the budget {format_usd(budget_usd)}"
@@ -484,17 +486,22 @@ class Sweep:
         counts = ", ".join(f"{n} {s}" for s, n in self.status.items())
         return f"Sweep({self.sweep_id!r}, {self.plan.n_jobs} jobs: {counts})"
 
-    def _repr_html_(self) -> str:
-        import html
+    def status_line(self) -> str:
+        """How many jobs are in each status, as one line (reads the history for rows not followed)."""
+        return "Status: " + ", ".join(f"{n} {s}" for s, n in self.status.items()) + "."
 
-        mapping = "\n".join(self.plan.mapping_lines())
-        return (f"<div><b>{html.escape(self.plan.line())}</b><br>"
-                + (f"<pre>{html.escape(mapping)}</pre>" if mapping else "")
-                + f"{html.escape(repr(self))}</div>").replace("$", "&#36;")
+    def _repr_html_(self) -> str:
+        return (f"<div class='sora-sweep'>{self.plan.html()}"
+                f"<div>{html_text(self.status_line())}</div></div>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else f"{self.plan.describe()}\n{self.status_line()}")
 
 
 def _label(value: Any) -> str:
-    """An axis value as short display text (lists as JSON, None as empty)."""
+    """An axis value as short display text (lists as JSON, None as empty, local files relative
+    to the working folder)."""
+    value = shown_value(value)
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list) else str(value)

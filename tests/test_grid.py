@@ -1,17 +1,21 @@
 """The comparison grid, through its Python state and messages: layout, live status, ratings,
-escaping, and local videos sent to the page as message bytes."""
+escaping, posters, and local videos sent to the page as message bytes in chunks."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 import sora_widgets as sw
 from sora_widgets.backends.preview import PreviewBackend
-from sora_widgets.widgets.grid import CompareGrid, safe_src
+from sora_widgets.widgets import grid as grid_module
+from sora_widgets.widgets.grid import CHUNK_BYTES, CompareGrid, poster_uri, safe_src
 
 PROMPTS = ["zoom in on the fox", "<script>alert('x')</script> & pan left"]
 MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]
@@ -161,18 +165,73 @@ def test_the_page_asks_for_a_cells_video_and_gets_its_bytes(
     grid = finished.grid()
     sent = replies(grid, monkeypatch)
     target = grid.cells[5]["history_id"]
-    deliver(grid, {"type": "video", "history_id": target})
-    assert sent == [({"type": "video", "history_id": target, "mime": "video/mp4"},
+    deliver(grid, {"type": "video", "history_id": target, "request": "r1"})
+    assert sent == [({"type": "video", "history_id": target, "request": "r1", "mime": "video/mp4",
+                      "index": 0, "count": 1},
                      [Path(log.get(target)["video_path"]).read_bytes()])]
     assert sent[0][1][0][4:8] == b"ftyp" and grid.notice == ""
 
 
-def test_no_video_bytes_are_in_the_synced_state(finished: sw.Sweep) -> None:
-    """The notebook saves the widget's state: it holds no video and no path on the kernel's disk."""
+def test_a_large_video_goes_in_chunks_of_at_most_two_megabytes(
+        finished: sw.Sweep, log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jupyter servers refuse a websocket message over 10 MB: no message carries more than
+    CHUNK_BYTES, and the pieces in order are the file."""
     grid = finished.grid()
-    state = json.dumps(grid.get_state(), default=str)
-    assert len(state) < 20_000
-    assert "sora_runs" not in state and "video_path" not in state and "base64" not in state
+    target = grid.cells[2]["history_id"]
+    path = Path(log.get(target)["video_path"])
+    big = path.read_bytes() + bytes(range(256)) * (2 * CHUNK_BYTES // 256 + 3)  # just over 4 MB
+    path.write_bytes(big)
+    sent = replies(grid, monkeypatch)
+    deliver(grid, {"type": "video", "history_id": target, "request": "r2"})
+    assert CHUNK_BYTES <= 2 * 1024 * 1024
+    assert [c["index"] for c, _ in sent] == [0, 1, 2] and {c["count"] for c, _ in sent} == {3}
+    assert {c["request"] for c, _ in sent} == {"r2"}
+    assert all(len(b) == 1 and len(b[0]) <= CHUNK_BYTES for _, b in sent)
+    assert b"".join(b[0] for _, b in sent) == big
+
+
+def test_each_cell_has_a_small_jpeg_poster_of_its_first_frame(finished: sw.Sweep) -> None:
+    grid = finished.grid()
+    for cell in grid.cells:
+        assert cell["poster"].startswith("data:image/jpeg;base64,")
+        image = Image.open(io.BytesIO(base64.b64decode(cell["poster"].split(",", 1)[1])))
+        assert image.format == "JPEG" and image.width <= 320
+    assert all(len(c["poster"]) < 8_000 for c in grid.cells)  # the preview here is tiny
+
+
+def test_a_poster_is_320_pixels_wide_and_a_few_kilobytes(tmp_path: Path) -> None:
+    from sora_widgets.backends._render import render_preview
+
+    rendered = render_preview({"prompt": "hills", "duration": 4}, "fal-ai/sora-2/image-to-video",
+                              tmp_path, "poster", scale=1.0)
+    uri = poster_uri(tmp_path / rendered["video"]["file_name"])
+    assert uri is not None and uri.startswith("data:image/jpeg;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert image.width == 320 and 150 <= image.height <= 200  # 16:9 kept
+    assert len(uri) < 30_000
+    assert poster_uri(tmp_path / "missing.mp4") is None
+
+
+def test_a_poster_is_made_once_per_video(finished: sw.Sweep, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Path] = []
+    real = grid_module.poster_uri
+    monkeypatch.setattr(grid_module, "poster_uri", lambda path: made.append(path) or real(path))
+    grid = finished.grid()
+    grid.refresh()
+    grid.refresh()
+    assert len(made) == len(grid.cells) == len(set(made))
+
+
+def test_no_video_bytes_are_in_the_synced_state(finished: sw.Sweep) -> None:
+    """The notebook saves the widget's state: it holds no video and no path on the kernel's disk,
+    only the small posters."""
+    grid = finished.grid()
+    state = grid.get_state()
+    data = json.dumps({k: v for k, v in state.items() if k not in ("_esm", "_css")}, default=str)
+    posters = sum(len(c["poster"]) for c in grid.cells)
+    assert len(json.dumps(state, default=str)) - posters < 25_000
+    assert "sora_runs" not in data and "video_path" not in data and "data:video" not in data
+    assert data.count("base64") == len(grid.cells)  # one poster each
 
 
 @pytest.mark.parametrize("content, problem", [

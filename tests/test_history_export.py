@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,7 +165,24 @@ def test_html_escapes_everything(tmp_path: Path) -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "<b>m</b>" not in page and "<i>4</i>" not in page
     assert "src='https://t/x.png?a=1&amp;b=&#x27;2&#x27;'" in page
-    assert "$0.40" in page and "completed" in page and "1 run" in page
+    assert "<span>$</span>0.40" in page and "completed" in page and "1 run" in page
+
+
+def test_html_keeps_dollars_as_text_and_cells_left_aligned(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """JupyterLab typesets `$...$` in HTML outputs as math, and `&#36;` is a `$` again once
+    parsed: each `$` sits alone in a span. Its tables are right-aligned unless a cell says not."""
+    monkeypatch.chdir(tmp_path)
+    log = History(tmp_path / "runs")
+    for prompt in ("a $5 bill", "a $10 bill"):
+        run = log.start(I2V, "fal", {"prompt": prompt, "duration": 4})
+        log.finish(run, status="completed", cost_usd=1.2)
+    page = log._repr_html_()
+    assert "$" not in page.replace("<span>$</span>", "")
+    assert "a <span>$</span>5 bill" in page and "<span>$</span>1.20" in page
+    cells = re.findall(r"<t[hd]\b[^>]*>", page)
+    assert len(cells) == 3 * 8 and all("text-align:left" in c for c in cells)
+    assert "<code>runs/history.sqlite</code>" in page and str(tmp_path) not in page
 
 
 def test_html_prefers_a_local_thumbnail_and_drops_unsafe_urls(tmp_path: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -42,8 +43,8 @@ def test_the_report_is_one_offline_file_with_every_video_embedded(
 def test_all_text_in_the_report_is_escaped(finished: sw.Sweep, tmp_path: Path) -> None:
     text = finished.report(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<script>alert" not in text and "</script> a fox" not in text
-    assert "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt; a fox &amp; a hen" in text  # grid, code
-    assert "&lt;script&gt;alert('owned')&lt;/script&gt; a fox &amp; a hen" in text  # table cells
+    escaped = "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt; a fox &amp; a hen"
+    assert text.count(escaped) == 5  # grid row, two jobs, parameters, code
     assert text.count("<script>") == 1  # only the report's own playback script
 
 
@@ -68,6 +69,8 @@ def test_the_notebook_is_valid_and_reproduces_the_sweep(finished: sw.Sweep, tmp_
     assert code[2] == "sweep.grid(rows='prompt', cols='model')"
     assert "sweep.to_dataframe()" in code and "sweep.summary(by='model')" in code
     assert finished.sweep_id in notebook.cells[0].source
+    intro = notebook.cells[0].source  # "free (on fal: $1.60)": escaped, or markdown makes it math
+    assert "(on fal: \\$1.60)" in intro and not re.search(r"(?<!\\)\$", intro)
 
 
 def test_the_reproducing_code_runs_the_same_sweep(
@@ -79,3 +82,45 @@ def test_the_reproducing_code_runs_the_same_sweep(
     assert isinstance(again, sw.Sweep) and again.sweep_id != finished.sweep_id
     assert again.plan.axes == finished.plan.axes and again.plan.fields == finished.plan.fields
     assert again.status == {"completed": 4}
+
+
+def test_the_report_names_local_files_relative_to_the_working_folder(
+        finished: sw.Sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Reproduce code and the parameters read `runs/media/inputs/...`, not a temporary path."""
+    monkeypatch.chdir(tmp_path)  # the notebook's folder, which holds the run folder
+    text = finished.report(tmp_path / "report.html").read_text(encoding="utf-8")
+    code = text[text.index("<h2>Reproduce</h2>"):]
+    assert "image_url=&#x27;runs/media/inputs/" in code
+    assert str(tmp_path) not in text
+    assert "image_url='runs/media/inputs/" in reproduce_code(finished.plan)
+
+
+def test_dollars_stay_text_and_tables_are_left_aligned(
+        log: sw.History, image: Path, tmp_path: Path) -> None:
+    backend = PreviewBackend(media_dir=log.media_dir, queue_s=0.05, fps=8, scale=0.1)
+    run = sw.sweep(prompt=["a $5 bill", "a $10 bill"], image_url=image, model=MODELS,
+                   budget_usd=3, backend=backend, history=log, wait=True)
+    text = run.report(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "$" not in text.replace("<span>$</span>", "")  # MathJax never pairs a lone `$`
+    assert "budget <span>$</span>3.00" in text and "a <span>$</span>5 bill" in text
+    assert "text-align: right" not in text and "th, td {" in text and "text-align: left" in text
+
+
+def _without_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import` raises ImportError
+
+
+def test_without_matplotlib_the_chart_says_what_to_install_and_the_report_still_writes(
+        finished: sw.Sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_matplotlib(monkeypatch)
+    with pytest.raises(ImportError, match=re.escape("pip install 'sora-widgets[charts]'")):
+        finished.chart()
+    with pytest.warns(UserWarning, match="no chart"):
+        path = finished.report(tmp_path / "report.html")
+    text = path.read_text(encoding="utf-8")
+    assert "data:image/png" not in text and "Summary per model" in text
+    assert "No chart: Charts need matplotlib" in text and "sora-widgets[charts]" in text
+    assert text.count("<video class='sync'") == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from fakefal import validation_error
 from helpers import png_bytes
+from IPython.lib.pretty import pretty
 
 import sora_widgets as sw
 from sora_widgets._owner import this_process
@@ -67,7 +69,7 @@ def never(plan: SweepPlan) -> bool:
 # --- planning --------------------------------------------------------------------------------
 
 
-def test_lists_become_axes_and_the_plan_is_priced_and_printed(
+def test_lists_become_axes_and_the_plan_is_priced_and_shown_not_printed(
         log: sw.History, image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = sw.sweep(prompt="a fox", image_url=image, model=MODELS, duration=[4, 8], repeat=2,
                    backend="fal", history=log, confirm=never)
@@ -75,10 +77,48 @@ def test_lists_become_axes_and_the_plan_is_priced_and_printed(
     assert plan.axes == {"model": MODELS, "duration": [4, 8]}
     assert plan.n_jobs == 12 and plan.repeat == 2
     assert plan.estimate_usd == pytest.approx(2 * 3 * (0.4 + 0.8))
-    line = capsys.readouterr().out.strip()
-    assert line == plan.line()
+    assert capsys.readouterr().out == ""  # a library call prints nothing; the notebook shows `run`
+    line = plan.line()
     assert "12 jobs" in line and "$7.20" in line and plan.sweep_id in line
+    assert pretty(run) == f"{plan.describe()}\nStatus: 12 waiting."
     assert len(log) == 0 and run.status == {"waiting": 12}
+
+
+def _dollars_stay_text(page: str) -> bool:
+    """Every `$` of an HTML page sits alone in a span, where MathJax cannot pair it."""
+    return "$" not in page.replace("<span>$</span>", "")
+
+
+def _cells_left_aligned(page: str) -> bool:
+    cells = re.findall(r"<t[hd]\b[^>]*>", page)
+    return bool(cells) and all("text-align:left" in c for c in cells)
+
+
+def test_a_sweep_shows_one_html_summary_with_dollars_as_text_and_tables_left_aligned(
+        log: sw.History, image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the notebook's folder: local files are shown relative to it
+    run = sw.sweep(prompt="a $5 fox", image_url=image, model=MODELS[:2], duration=[4, 8],
+                   budget_usd=2, backend="preview", history=log, confirm=never)
+    page = run._repr_html_()
+    assert page.count(run.sweep_id) == 1 and page.count("Status: ") == 1  # one summary
+    assert "free (on fal: <span>$</span>2.40), budget <span>$</span>2.00" in page
+    assert "a <span>$</span>5 fox" in page and _dollars_stay_text(page)
+    assert _cells_left_aligned(page)
+    assert "runs/media/inputs/" in page and str(tmp_path) not in page
+    assert "Status: 4 waiting." in page
+
+
+def test_a_cross_model_plan_shows_each_endpoints_mapping_as_a_table(
+        log: sw.History, image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    endpoints = ["fal-ai/kling-video/v2.1/standard/image-to-video", "fal-ai/veo3.1/image-to-video"]
+    run = sw.sweep(endpoint=endpoints, prompt="p", image_url=image, duration=8, backend="preview",
+                   history=log, confirm=never)
+    page = run.plan._repr_html_()
+    assert all(page.count(f">{e}</td>") == 1 for e in endpoints)
+    assert "<code>~</code> duration" in page and _dollars_stay_text(page) and _cells_left_aligned(page)
+    assert "runs/media/inputs/" in page and str(tmp_path) not in page
+    assert str(tmp_path) not in run.plan.describe()
 
 
 def test_a_list_field_takes_a_list_of_lists_as_its_axis(log: sw.History, image: Path) -> None:

@@ -1,8 +1,10 @@
 // CompareGrid front end: a table of videos played in lockstep, a full-size view, star ratings.
 // Every piece of text from Python is set with textContent, never parsed as HTML.
-// A `local` cell's video is asked of the kernel ({type: "video", history_id}) and arrives as the
-// answer's one buffer, played from a Blob URL: a path would resolve against the page, not the
-// kernel's folder (JupyterLab's /lab/tree/..., VS Code serves no files). Remote URLs play as given.
+// A `local` cell's video is asked of the kernel ({type: "video", history_id, request}) and arrives
+// in chunks ({index, count, mime} and one buffer each; Jupyter servers refuse a message over
+// 10 MB), joined into a Blob URL: a path would resolve against the page, not the kernel's folder
+// (JupyterLab's /lab/tree/..., VS Code serves no files). Remote URLs play as given. A cell's
+// poster is a small data:image URI of its first frame, shown until the video can play.
 
 const FINAL = new Set(["completed", "failed", "cancelled", "unknown"]);
 const DRIFT_S = 0.15; // videos further than this from the leader are pulled back into step
@@ -16,6 +18,10 @@ function h(tag, className, text) {
 
 function safeSrc(src) {
   return src && /^\s*(https?:|data:video\/)/i.test(src) ? src.trim() : null;
+}
+
+function safePoster(src) {
+  return src && /^data:image\/(jpeg|png|webp);base64,/i.test(src) ? src : null;
 }
 
 function fmt(t) {
@@ -42,6 +48,7 @@ function render({ model, el }) {
   el.classList.add("sora-grid");
   const videos = new Map(); // videoKey(cell) -> <video>, kept across re-renders
   const blobs = new Map(); // videoKey of a local cell -> Blob URL of the bytes the kernel sent
+  const pending = new Map(); // request id -> {key, parts, got}: chunks of a video on their way
   let playing = false;
   let seeking = false;
 
@@ -121,19 +128,31 @@ function render({ model, el }) {
     return src ? `${cell.history_id}|${src}` : null;
   }
 
+  function ask(cell, key) {
+    const request = `${key}|${Math.random().toString(36).slice(2)}`;
+    pending.set(request, { key, parts: [], got: 0 });
+    model.send({ type: "video", history_id: cell.history_id, request });
+  }
+
   function onMessage(msg, buffers) {
     if (!msg || msg.type !== "video" || !buffers || !buffers.length) return;
-    const key = `${msg.history_id}|local`;
-    const v = videos.get(key);
-    if (!v || blobs.has(key)) return; // not shown here, or already answered (another view asked)
-    const url = URL.createObjectURL(new Blob([buffers[0]], { type: msg.mime || "video/mp4" }));
-    blobs.set(key, url);
+    const wait = pending.get(msg.request);
+    if (!wait) return; // another view's answer, or one already complete
+    if (wait.parts[msg.index] === undefined) wait.got += 1;
+    wait.parts[msg.index] = buffers[0];
+    if (wait.got < msg.count) return;
+    pending.delete(msg.request);
+    const v = videos.get(wait.key);
+    if (!v || blobs.has(wait.key)) return; // no longer shown, or already playing
+    const url = URL.createObjectURL(new Blob(wait.parts, { type: msg.mime || "video/mp4" }));
+    blobs.set(wait.key, url);
     v.src = url;
   }
 
   function forget(key) {
     videos.get(key).pause();
     videos.delete(key);
+    for (const [request, wait] of pending) if (wait.key === key) pending.delete(request);
     if (blobs.has(key)) URL.revokeObjectURL(blobs.get(key));
     blobs.delete(key);
   }
@@ -145,8 +164,10 @@ function render({ model, el }) {
       v.muted = true;
       v.playsInline = true;
       v.preload = "auto";
+      const poster = safePoster(cell.poster);
+      if (poster) v.poster = poster;
       if (cell.local) {
-        model.send({ type: "video", history_id: cell.history_id });
+        ask(cell, key);
       } else {
         v.src = safeSrc(cell.src);
       }
@@ -180,6 +201,8 @@ function render({ model, el }) {
     big.muted = true;
     big.playsInline = true;
     big.loop = true;
+    const poster = safePoster(cell.poster);
+    if (poster) big.poster = poster;
     big.src = src;
     const lead = leader();
     if (lead) big.currentTime = lead.currentTime;
@@ -207,7 +230,11 @@ function render({ model, el }) {
       box.append(badge);
     }
     const foot = h("div", "sora-grid-foot");
-    if (cell.label) foot.append(h("span", "sora-grid-label", cell.label));
+    if (cell.label) {
+      const label = h("span", "sora-grid-label", cell.label);
+      label.title = cell.label; // the label shows two lines at most
+      foot.append(label);
+    }
     if (cell.history_id !== null && cell.history_id !== undefined && cell.status === "completed") {
       foot.append(stars(cell, rate));
     }

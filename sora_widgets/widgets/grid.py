@@ -6,11 +6,17 @@ stores ratings in the history. All text is sent as plain data and shown with `te
 
 Local videos reach the page as bytes over the widget's comm (grid.js asks with a `video` message
 and plays the answer from a Blob URL): a path in a widget view would be resolved against the page
-(/lab/tree/... in JupyterLab) and VS Code serves no files at all. Only remote URLs are synced.
+(/lab/tree/... in JupyterLab) and VS Code serves no files at all. The bytes go in chunks of at
+most CHUNK_BYTES, since Jupyter servers refuse a websocket message over 10 MB. Each cell's poster
+is a small JPEG of its first frame, synced as a data URI, so the grid shows pictures before any
+video has arrived. Only remote URLs and posters are synced.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import math
 import mimetypes
 import threading
 from pathlib import Path
@@ -19,10 +25,13 @@ from typing import Any, Literal, Protocol, TypedDict
 import anywidget
 import traitlets
 
-__all__ = ["CellState", "CompareGrid", "GridSource", "RateMessage", "VideoRequest"]
+__all__ = ["CHUNK_BYTES", "CellState", "CompareGrid", "GridSource", "RateMessage", "VideoChunk",
+           "VideoRequest", "poster_uri"]
 
 _HERE = Path(__file__).parent
 _SAFE_SCHEMES = ("http://", "https://", "data:video/")
+CHUNK_BYTES = 2 * 1024 * 1024  # a video is sent in messages of at most this many bytes
+POSTER_WIDTH = 320  # pixels; a poster is a few kB of JPEG
 
 
 class CellState(TypedDict):
@@ -33,6 +42,7 @@ class CellState(TypedDict):
     status: str
     src: str | None  # a remote video URL, or None
     local: bool  # the kernel holds the video: grid.js asks for its bytes with a VideoRequest
+    poster: str | None  # the first frame as a small data:image/jpeg URI, or None
     label: str
     history_id: int | None
     error: str | None
@@ -48,11 +58,24 @@ class RateMessage(TypedDict):
 
 
 class VideoRequest(TypedDict):
-    """Sent by grid.js for the bytes of a `local` cell's video; answered with the same fields,
-    the file's `mime` type and its bytes as the one buffer (a failure sets `notice` instead)."""
+    """Sent by grid.js for the bytes of a `local` cell's video; answered by VideoChunks carrying
+    the same `request` (a failure sets `notice` instead)."""
 
     type: Literal["video"]
     history_id: int
+    request: str  # chosen by the view, so two views of one grid each take only their answer
+
+
+class VideoChunk(TypedDict):
+    """One piece of a video, its bytes as the message's one buffer (at most CHUNK_BYTES); grid.js
+    joins the `count` pieces in `index` order into one Blob of type `mime`."""
+
+    type: Literal["video"]
+    history_id: int
+    request: str
+    mime: str
+    index: int
+    count: int
 
 
 class GridSource(Protocol):
@@ -73,6 +96,24 @@ def safe_src(src: str | None) -> str | None:
     """
     text = (src or "").strip()
     return text if text.lower().startswith(_SAFE_SCHEMES) else None
+
+
+def poster_uri(path: str | Path, *, width: int = POSTER_WIDTH) -> str | None:
+    """The video's first frame as a JPEG data URI at most `width` pixels wide, None if unreadable."""
+    import av
+    from PIL import Image
+
+    try:
+        with av.open(str(path)) as container:
+            image = next(container.decode(video=0)).to_image()
+    except (av.FFmpegError, OSError, StopIteration):
+        return None
+    if image.width > width:
+        image = image.resize((width, max(1, round(image.height * width / image.width))),
+                             Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _is_id(value: Any) -> bool:
@@ -105,6 +146,7 @@ class CompareGrid(anywidget.AnyWidget):
         self._source = source
         self._lock = threading.Lock()
         self._files: dict[int, Path] = {}  # history id -> local video; kept out of synced state
+        self._posters: dict[Path, str | None] = {}  # local video -> its poster, made once
         self.row_axis, self.col_axis = rows or "", cols or ""
         self.refresh()
         source.on_change(self.refresh)
@@ -115,16 +157,23 @@ class CompareGrid(anywidget.AnyWidget):
         rows, cols, cells = self._source.grid_cells(self.row_axis or None, self.col_axis or None)
         files = {c["history_id"]: path for c in cells
                  if c["history_id"] is not None and (path := _local_file(c)) is not None}
+        posters = {hid: self._poster(path) for hid, path in files.items()}
         states = [CellState(row=c["row"], col=c["col"], status=str(c["status"]),
                             src=None if c["history_id"] in files else safe_src(c["src"]),
-                            local=c["history_id"] in files, label=str(c["label"]),
-                            history_id=c["history_id"], error=c["error"], rating=c["rating"])
+                            local=c["history_id"] in files, poster=posters.get(c["history_id"]),
+                            label=str(c["label"]), history_id=c["history_id"], error=c["error"],
+                            rating=c["rating"])
                   for c in cells]
         with self._lock:
             self._files = files
             self.rows, self.cols = rows, cols
             if states != self.cells:
                 self.cells = states
+
+    def _poster(self, path: Path) -> str | None:
+        if path not in self._posters:
+            self._posters[path] = poster_uri(path)
+        return self._posters[path]
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         """Handle a custom message from grid.js; a bad one sets `notice` instead of raising."""
@@ -136,25 +185,27 @@ class CompareGrid(anywidget.AnyWidget):
             self._send_video(content)
 
     def _send_video(self, content: dict[str, Any]) -> None:
-        """Answer a VideoRequest with the file's bytes as a message buffer (never synced state)."""
-        history_id = content.get("history_id")
+        """Answer a VideoRequest with the file's bytes in VideoChunks (message buffers, never
+        synced state), each at most CHUNK_BYTES."""
+        history_id, request = content.get("history_id"), content.get("request")
         if not _is_id(history_id):
             self.notice = f"Cannot show video: {history_id!r} is not a history id."
             return
         with self._lock:
             path = self._files.get(history_id)
         if path is None:
-            problem = f"{history_id} is not a video of this grid on the kernel's disk"
-        else:
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                problem = f"{path.name} could not be read ({error.strerror or error})"
-            else:
-                mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
-                self.send({"type": "video", "history_id": history_id, "mime": mime}, buffers=[data])
-                return
-        self.notice = f"Cannot show video: {problem}."
+            self.notice = f"Cannot show video: {history_id} is not a video of this grid on the kernel's disk."
+            return
+        mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
+        try:
+            with path.open("rb") as video:
+                count = max(1, math.ceil(path.stat().st_size / CHUNK_BYTES))
+                for index in range(count):
+                    chunk = VideoChunk(type="video", history_id=history_id, request=str(request or ""),
+                                       mime=mime, index=index, count=count)
+                    self.send(chunk, buffers=[video.read(CHUNK_BYTES)])
+        except OSError as error:
+            self.notice = f"Cannot show video: {path.name} could not be read ({error.strerror or error})."
 
     def _rate(self, content: dict[str, Any]) -> None:
         """Store a RateMessage's rating through the source, after checking it."""
