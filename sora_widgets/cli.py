@@ -1,4 +1,5 @@
-"""The `sora-widgets` command: generate, list the history, resume jobs, read schemas, open the lab.
+"""The `sora-widgets` command: generate, list the history, resume jobs, read schemas, open the lab,
+serve a notebook as a page (`app`).
 
 `generate` builds its options from the endpoint's schema (`--prompt`, `--image-url`,
 `--duration` ...), so a new endpoint or field needs no change here. Values are passed to the
@@ -12,7 +13,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
@@ -69,9 +69,14 @@ def _run(args: list[str]) -> int:
     schema = schema_for(_endpoint_option(args)) if _subcommand(args) == "generate" else None
     parser = build_parser(schema)
     try:
-        options = parser.parse_args(args)
+        options, extra = parser.parse_known_args(args)
+        if extra and not hasattr(options, "frontend"):  # only lab and app pass options on
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version or a usage error: return, do not exit
         return exc.code if isinstance(exc.code, int) else EXIT_INVALID
+    if "--" in extra:  # `sora-widgets lab -- --port 9999`: the rest is the server's
+        extra.remove("--")
+    options.extra = extra
     return int(options.run(options, schema))
 
 
@@ -143,12 +148,21 @@ def build_parser(schema: EndpointSchema | None = None) -> argparse.ArgumentParse
                       help="fal's category (default: image-to-video; 'all' for every one)")
     ends.set_defaults(run=_run_endpoints)
 
-    lab = commands.add_parser("lab", help="open the quickstart notebook in JupyterLab",
-                              description="Start JupyterLab on the quickstart notebook.")
-    lab.add_argument("--notebook", type=Path, help="open this notebook instead of the quickstart")
-    lab.add_argument("--dry-run", action="store_true",
-                     help="print the command that would start JupyterLab, start nothing")
-    lab.set_defaults(run=_run_lab)
+    lab = commands.add_parser(
+        "lab", help="open the quickstart notebook in JupyterLab", allow_abbrev=False,
+        description="Start JupyterLab on the quickstart notebook and print its address. Other "
+                    "options (--port 9999, --no-browser ...) are passed on to JupyterLab.")
+    _add_server_options(lab, "JupyterLab", "the quickstart")
+    lab.set_defaults(run=_run_server, frontend="lab", default_notebook="quickstart.ipynb")
+
+    app = commands.add_parser(
+        "app", help="serve the teaching notebook as a page (Voila), for a class",
+        allow_abbrev=False,
+        description="Serve the teaching notebook as a page with its outputs and widgets but no "
+                    "code (Voila), and print its address. Other options (--port 9999, "
+                    "--Voila.ip=0.0.0.0 ...) are passed on to Voila.")
+    _add_server_options(app, "Voila", "the teaching notebook")
+    app.set_defaults(run=_run_server, frontend="app", default_notebook="teaching.ipynb")
     return parser
 
 
@@ -346,28 +360,43 @@ def _run_schema(options: argparse.Namespace, _schema: None) -> int:
     return 0
 
 
-def quickstart_path() -> Path | None:
-    """The quickstart notebook: in the source checkout, inside an installed wheel, else ./notebooks."""
-    package = Path(__file__).resolve().parent
-    for folder in (package.parent / "notebooks", package / "notebooks", Path("notebooks")):
-        if (folder / "quickstart.ipynb").is_file():
-            return folder / "quickstart.ipynb"
-    return None
+def _add_server_options(command: argparse.ArgumentParser, server: str, default: str) -> None:
+    command.add_argument("--notebook", type=Path,
+                         help=f"open this notebook instead of {default} (or name it alone: "
+                              "NOTEBOOK.ipynb)")
+    command.add_argument("--dry-run", action="store_true",
+                         help=f"print the command that would start {server}, start nothing")
 
 
-def _run_lab(options: argparse.Namespace, _schema: None) -> int:
-    notebook = options.notebook or quickstart_path()
+def _run_server(options: argparse.Namespace, _schema: None) -> int:
+    """`lab` and `app`: start JupyterLab or Voila on a notebook, in place of this process."""
+    from ._jupyter import example_notebook, server_command
+
+    named = [arg for arg in options.extra if arg.endswith(".ipynb") and not arg.startswith("-")]
+    if options.notebook is None and len(named) == 1:  # `sora-widgets app mine.ipynb`
+        options.notebook = Path(named[0])
+        options.extra.remove(named[0])
+    notebook = options.notebook or example_notebook(options.default_notebook)
     if notebook is None or not notebook.is_file():
-        return _report(f"no notebook at {notebook or 'notebooks/quickstart.ipynb'}; "
+        return _report(f"no notebook at {notebook or 'notebooks/' + options.default_notebook}; "
                        "pass --notebook PATH", EXIT_INVALID)
-    command = [sys.executable, "-m", "jupyterlab", str(notebook.resolve())]
+    command = server_command(options.frontend, notebook, options.extra)
     if options.dry_run:
-        print(shlex.join(command))
+        print(command.shell())
         return 0
-    if importlib.util.find_spec("jupyterlab") is None:
-        return _report("JupyterLab is not installed here; pip install 'sora-widgets[lab]'",
+    server, module, extra = _SERVERS[options.frontend]
+    if importlib.util.find_spec(module) is None:
+        return _report(f"{server} is not installed here; pip install 'sora-widgets[{extra}]'",
                        EXIT_FAILED)
-    os.execv(sys.executable, command)  # replaces this process; JupyterLab handles Ctrl-C
+    print(f"Starting {server} on {notebook}: open the http://...{command.url_path} address it "
+          "prints below (Ctrl-C stops it).", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command.argv, command.env)  # the server handles Ctrl-C itself
+
+
+#: front end -> (its name, the module that runs it, the extra that installs it)
+_SERVERS = {"lab": ("JupyterLab", "jupyterlab", "lab"), "app": ("Voila", "voila", "app")}
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["generate"], ["history"], ["resume"], ["schema"],
-                                     ["lab"]])
+                                     ["lab"], ["app"]])
 def test_help_everywhere(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0 and out.startswith("usage: sora-widgets")
@@ -75,7 +75,7 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str], command: list[str])
 def test_no_command_shows_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys)
     assert code == 0
-    for command in ("generate", "history", "resume", "schema", "lab"):
+    for command in ("generate", "history", "resume", "schema", "lab", "app"):
         assert command in out
 
 
@@ -286,8 +286,11 @@ def test_unknown_endpoint_is_invalid_input(capsys: pytest.CaptureFixture[str]) -
 def test_lab_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "lab", "--dry-run")
     assert code == 0
-    assert out.split() == [sys.executable, "-m", "jupyterlab",
-                           str(EXAMPLE.with_name("quickstart.ipynb"))]
+    words = out.split()
+    assert words[0].startswith("JUPYTER_CONFIG_PATH=")
+    assert words[1:4] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={EXAMPLE.parent}" in words
+    assert "--LabApp.default_url=/lab/tree/quickstart.ipynb" in words
 
 
 def test_lab_with_a_missing_notebook(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
