@@ -107,8 +107,9 @@ def job_requests(fake: FakeFal, request_id: str) -> dict[str, int]:
     prompt = fake.jobs[request_id].arguments.get("prompt")
     counts: dict[str, int] = {}
     for rec in list(fake.requests):
-        if rec.kind == "submit" and (rec.json or {}).get("prompt") == prompt or (
-                rec.kind in ("status", "stream", "result", "cancel") and f"/requests/{request_id}" in rec.path):
+        submitted = rec.kind == "submit" and (rec.json or {}).get("prompt") == prompt
+        if submitted or (rec.kind in ("status", "stream", "result", "cancel")
+                         and f"/requests/{request_id}" in rec.path):
             counts[rec.kind] = counts.get(rec.kind, 0) + 1
     return counts
 

@@ -35,7 +35,8 @@ def _encoder_only(image: Path, out: Path, seconds: int) -> float:
 
     frame = av.VideoFrame.from_image(Image.open(image).convert("RGB")).reformat(format="yuv420p")
     start = time.perf_counter()
-    with av.open(str(out / "baseline.mp4"), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+    with av.open(str(out / "baseline.mp4"), "w", format="mp4",
+                 options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "23"}

@@ -86,7 +86,8 @@ def run(fake: FakeFal, history: History, *, lengths: tuple[float, ...], samples:
                 if kind == "ours":
                     ours[length, sample] = _submit_ours(prompt, backend, history)
                 else:
-                    caller = raw[length, kind == "raw-logs", sample] = _Raw(prompt, follow_logs=kind == "raw-logs")
+                    caller = _Raw(prompt, follow_logs=kind == "raw-logs")
+                    raw[length, kind == "raw-logs", sample] = caller
                     caller.thread.start()
                     caller.enqueued.wait(30)
     for job in ours.values():
@@ -111,15 +112,20 @@ def run(fake: FakeFal, history: History, *, lengths: tuple[float, ...], samples:
                         "<= raw", lag_ours <= lag_raw))
         kinds = ", ".join(f"{k} {n}" for k, n in job_requests(fake, mine[0]).items())
         fetched_ours = median([backend.fetched[rid] - server_done_at(fake, rid) for rid in mine]) * 1000
-        fetched_raw = median([(c.fetched or 0.0) - server_done_at(fake, c.request_id or "") for c in theirs]) * 1000
-        fetched_plain = median([(c.fetched or 0.0) - server_done_at(fake, c.request_id or "") for c in plain]) * 1000
+        fetched_raw = median([(c.fetched or 0.0) - server_done_at(fake, c.request_id or "")
+                              for c in theirs]) * 1000
+        fetched_plain = median([(c.fetched or 0.0) - server_done_at(fake, c.request_id or "")
+                                for c in plain]) * 1000
         notes.append(
-            f"{length:g} s job: ours {n_ours} requests ({kinds}), result in hand {fetched_ours:.0f} ms after "
-            f"completion; raw subscribe with on_queue_update+logs {n_raw:.0f} requests, result "
+            f"{length:g} s job: ours {n_ours} requests ({kinds}), result in hand {fetched_ours:.0f} ms "
+            f"after completion; raw subscribe with on_queue_update+logs {n_raw:.0f} requests, result "
             f"{fetched_raw:.0f} ms after; raw subscribe without callback "
-            f"{median([requests(c.request_id) for c in plain]):.0f} requests, result {fetched_plain:.0f} ms after.")
-    notes.insert(0, f"{samples} jobs of each way for each of {', '.join(f'{n:g}' for n in lengths)} s (queue {QUEUE_SHARE:.0%}, run "
-                    f"{1 - QUEUE_SHARE:.0%}, 3 log lines), all run at once (medians of the samples; requests: the most any of ours made): ours through sw.submit with "
+            f"{median([requests(c.request_id) for c in plain]):.0f} requests, "
+            f"result {fetched_plain:.0f} ms after.")
+    each = ", ".join(f"{n:g}" for n in lengths)
+    notes.insert(0, f"{samples} jobs of each way for each of {each} s (queue {QUEUE_SHARE:.0%}, run "
+                    f"{1 - QUEUE_SHARE:.0%}, 3 log lines), all run at once (medians of the samples; "
+                    "requests: the most any of ours made): ours through sw.submit with "
                     "FalBackend() defaults (wrapped only to time the final event); baseline "
                     "fal_client.subscribe(with_logs=True, on_queue_update=...), which polls every 0.1 s. "
                     "The fake's status stream checks for changes every 20 ms, so ~10 ms of our notice "

@@ -59,14 +59,15 @@ def run(fake: FakeFal, history: History, *, jobs: int, length: float, sequential
     default = _sweep(history, jobs, None)
     raw_part = _raw_loop(sequential)
     raw_all = raw_part * jobs / sequential
-    how = "measured" if sequential == jobs else f"extrapolated from {sequential} ({raw_part:.2f} s) x {jobs}/{sequential}"
+    how = ("measured" if sequential == jobs
+           else f"extrapolated from {sequential} ({raw_part:.2f} s) x {jobs}/{sequential}")
     return Section(f"Sweep of {jobs} jobs of {length:g} s", [
         Row(f"3. sweep {jobs}x{length:g} s (max_concurrent={jobs}) vs one job", full, one, "s",
             "< 1.3x one job", full < 1.3 * one),
         Row("3. same sweep vs sequential raw subscribe loop", full, raw_all, "s", "(info)", None),
         Row(f"3. sweep {jobs}x{length:g} s, default max_concurrent", default, one, "s", "(info)", None),
     ], [(f"sw.sweep(repeat={jobs}, backend='fal', wait=True) on the fake server; "
-        f"after a one-job warm-up sweep; one job = sw.submit(...).result(), median of {singles}; sequential raw "
-        f"fal_client.subscribe loop {how}."),
+        f"after a one-job warm-up sweep; one job = sw.submit(...).result(), median of {singles}; "
+        f"sequential raw fal_client.subscribe loop {how}."),
         (f"With the default max_concurrent the sweep runs in waves: {default:.2f} s "
         f"({default / one:.1f}x one job).")])

@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sora-widgets benchmarks, {started:%Y-%m-%d %H:%M} UTC, {host}")
     print(table(sections))
     if results is not None:
-        results.write_text(report(sections, command=command, host=host, started=started, took=took), encoding="utf-8")
+        results.write_text(report(sections, command=command, host=host, started=started, took=took),
+                           encoding="utf-8")
         print(f"Written to {results}")
     return 0
 

@@ -8,7 +8,7 @@ imported on first use so `import sora_widgets` stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     BudgetError,
@@ -24,6 +24,19 @@ from ._errors import (
 from ._version import __version__
 from .records import Generation, JobEvent, JobStatus
 from .schema import EndpointSchema, Field, bundled_endpoints, fetch_schema, load_schema
+
+if TYPE_CHECKING:  # the lazy names below, as type checkers and editors should see them
+    from ._runner import JobRunner
+    from .backends.fal import FalBackend
+    from .backends.preview import PreviewBackend
+    from .endpoints import EndpointInfo, EndpointStatus, endpoint_status, find_endpoints
+    from .generation import generate, generate_async, resume, submit
+    from .history import History
+    from .jobs import Job
+    from .pricing import estimate_cost
+    from .sweeps import Sweep, sweep
+    from .video_metrics import generation_metrics as metrics
+    from .widgets.panel import Panel
 
 #: public names served lazily: name -> "module" or "module:attribute" that defines it
 _LAZY = {
@@ -47,27 +60,44 @@ _LAZY = {
     "PreviewBackend": "backends.preview",
 }
 
-__all__ = sorted([
+__all__ = [
     "BudgetError",
     "CredentialsError",
+    "EndpointInfo",
     "EndpointSchema",
+    "EndpointStatus",
+    "FalBackend",
     "Field",
     "Generation",
     "GenerationError",
+    "History",
     "HistoryError",
+    "Job",
     "JobEvent",
+    "JobRunner",
     "JobStatus",
     "OfflineError",
+    "Panel",
     "PlatformError",
+    "PreviewBackend",
     "SchemaError",
     "SoraWidgetsError",
+    "Sweep",
     "ValidationError",
     "__version__",
     "bundled_endpoints",
+    "endpoint_status",
+    "estimate_cost",
     "fetch_schema",
+    "find_endpoints",
+    "generate",
+    "generate_async",
     "load_schema",
-    *_LAZY,
-])
+    "metrics",
+    "resume",
+    "submit",
+    "sweep",
+]
 
 
 def __getattr__(name: str) -> Any:

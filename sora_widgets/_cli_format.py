@@ -60,8 +60,8 @@ class PrintableStream(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
-    @property
-    def encoding(self) -> str:
+    @property  # typeshed has TextIOBase.encoding as a plain attribute; io's own is read-only too
+    def encoding(self) -> str:  # type: ignore[override]
         return self.raw.encoding
 
 

@@ -13,14 +13,15 @@ import os
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _history_schema as schema
 from ._errors import HistoryError
 from ._history_records import PATH_COLUMNS, absolute
-from .records import JobStatus
+from .records import JobStatus, html_attr, html_text
 
 if TYPE_CHECKING:
+    import pandas
     import pandas as pd
 
     from .history import History
@@ -54,7 +55,8 @@ def dataframe(columns: list[str], rows: list[tuple[Any, ...]], *, folder: Path |
         schema.ARG_PREFIX + name if name in record_names else name:
             _typed_argument(pd, [args.get(name) for args in parsed], frame.index)
         for name in dict.fromkeys(name for args in parsed for name in args)}, index=frame.index)
-    frame["result"] = [json.loads(text) if isinstance(text, str) else None for text in frame.pop("result_json")]
+    frame["result"] = [json.loads(text) if isinstance(text, str) else None
+                       for text in frame.pop("result_json")]
     for name in ("logs", "tags"):
         frame[name] = [json.loads(text) for text in frame[name]]
     for name in schema.TIME_COLUMNS:
@@ -70,7 +72,7 @@ def dataframe(columns: list[str], rows: list[tuple[Any, ...]], *, folder: Path |
     for name in _CATEGORIES[1:]:
         if name in table.columns and not isinstance(table[name].dtype, pd.CategoricalDtype):
             table[name] = table[name].astype("category")
-    return table
+    return cast("pandas.DataFrame", table)
 
 
 def _typed_argument(pd: ModuleType, values: list[Any], index: pd.Index) -> pd.Series:
@@ -78,7 +80,7 @@ def _typed_argument(pd: ModuleType, values: list[Any], index: pd.Index) -> pd.Se
     kinds = {type(value) for value in values if value is not None}
     dtype = {frozenset({bool}): "boolean", frozenset({int}): "Int64", frozenset({float}): "float64",
              frozenset({int, float}): "float64", frozenset({str}): None}.get(frozenset(kinds), object)
-    return pd.Series(values, index=index, dtype=dtype)
+    return cast("pandas.Series", pd.Series(values, index=index, dtype=dtype))
 
 
 def flat(table: pd.DataFrame, *, spreadsheet: bool = False) -> pd.DataFrame:
@@ -132,7 +134,7 @@ def export(log: History, path: Path, filters: dict[str, Any]) -> Path:
             if engine is None:
                 table.to_csv(partial, index=False)
             else:
-                table.to_parquet(partial, index=False, engine=engine)
+                table.to_parquet(partial, index=False, engine=engine)  # type: ignore[call-overload]
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -156,12 +158,12 @@ def html_table(log: History) -> str:
     records = log.find(limit=_HTML_ROWS)
     total = log.count()
     shown = runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
-    head = (f"<div class='sora-history'><div><b>History</b> · <code>{_text(_shown_path(log.path))}</code>"
-            f" · {_text(shown)}</div>")
+    head = (f"<div class='sora-history'><div><b>History</b> · <code>{html_text(_shown_path(log.path))}</code>"
+            f" · {html_text(shown)}</div>")
     if not records:
         return head + "<div><i>No runs yet.</i></div></div>"
     cells = ["", "#", "time (UTC)", "prompt", "model", "duration", "status", "cost"]
-    rows = ["<tr>" + "".join(f"<th {_LEFT}>{_text(c)}</th>" for c in cells) + "</tr>"]
+    rows = ["<tr>" + "".join(f"<th {_LEFT}>{html_text(c)}</th>" for c in cells) + "</tr>"]
     for record in records:
         arguments = record["arguments"]
         src = _thumbnail_src(log.path.parent, record["thumbnail_path"], record["thumbnail_url"])
@@ -173,16 +175,11 @@ def html_table(log: History) -> str:
         before = [str(record["id"]), _when(record["created_at"])]
         after = [str(arguments.get("model", "")), "" if duration is None else f"{duration} s",
                  record["status"].value, "" if cost is None else f"${cost:.2f}"]
-        rows.append(f"<tr><td {_LEFT}>{thumb}</td>" + "".join(f"<td {_SHORT}>{_text(v)}</td>" for v in before)
-                    + f"<td {_LEFT} title='{html.escape(prompt).replace('$', '&#36;')}'>{_text(short)}</td>"
-                    + "".join(f"<td {_SHORT}>{_text(v)}</td>" for v in after) + "</tr>")
+        rows.append(f"<tr><td {_LEFT}>{thumb}</td>"
+                    + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in before)
+                    + f"<td {_LEFT} title='{html_attr(prompt)}'>{html_text(short)}</td>"
+                    + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in after) + "</tr>")
     return head + "<table>" + "".join(rows) + "</table></div>"
-
-
-def _text(value: str) -> str:
-    """`value` escaped as HTML text, each `$` alone in a span: MathJax pairs dollar signs within
-    one run of text (an `&#36;` is a `$` again once parsed), never across elements."""
-    return html.escape(value).replace("$", "<span>$</span>")
 
 
 def _shown_path(path: Path) -> str:

@@ -65,7 +65,8 @@ def decode(row: sqlite3.Row, *, folder: Path | None = None, path: str | None = N
     media paths stored relative to the run `folder` made absolute. A row that cannot be read is a
     HistoryError naming it (and the file at `path`)."""
     try:
-        record = {name: _value(name, row[name], folder) for name in row.keys() if name not in _JSON_NAMES}
+        columns = row.keys()  # a sqlite3.Row's own iteration and `in` see values, not names
+        record = {name: _value(name, row[name], folder) for name in columns if name not in _JSON_NAMES}
         record |= _renamed(row)
         if isinstance(record.get("media"), list):
             record["media"] = [{**item, "path": absolute(item.get("path"), folder)}
@@ -82,8 +83,9 @@ _JSON_NAMES = {"arguments_json": "arguments", "result_json": "result", "media_js
 
 def _renamed(row: sqlite3.Row) -> dict[str, Any]:
     """The JSON columns under their record names (arguments, result, media)."""
+    columns = row.keys()  # a sqlite3.Row's own `in` sees values, not names
     return {record: json.loads(row[column]) if row[column] is not None else None
-            for column, record in _JSON_NAMES.items() if column in row.keys()}
+            for column, record in _JSON_NAMES.items() if column in columns}
 
 
 def _value(name: str, value: Any, folder: Path | None) -> Any:

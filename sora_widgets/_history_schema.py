@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import HistoryError, ValidationError
-from ._secrets import is_secret_name, scrub, secret_values
+from ._secrets import scrub
 from .records import JobStatus
 
 FILENAME = "history.sqlite"

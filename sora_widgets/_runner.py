@@ -55,7 +55,8 @@ class JobRunner:
     def __init__(self, *, max_jobs: int | None = None) -> None:
         """`max_jobs` defaults to `SORA_WIDGETS_MAX_JOBS` (32), read now; a bad value is a
         ValidationError naming it."""
-        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1):
+        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int)
+                                     or max_jobs < 1):
             raise ValidationError([("max_jobs", f"must be a whole number, 1 or more (got {max_jobs!r})")])
         self.max_jobs = max_jobs if max_jobs is not None else _env_max_jobs()
         self._lock = threading.Lock()
@@ -120,7 +121,8 @@ class JobRunner:
                 try:
                     history.heartbeat(ids, this_process())
                 except SoraWidgetsError as exc:  # a busy or read-only file: try again next beat
-                    logger.warning("could not renew the heartbeat of runs %s in %s: %s", ids, history.path, exc)
+                    logger.warning("could not renew the heartbeat of runs %s in %s: %s", ids, history.path,
+                                   exc)
 
     # --- work off the loop ---------------------------------------------------------------------
 

@@ -6,18 +6,17 @@ Plain data that round-trips through JSON, so a sweep can be reopened after a ker
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ._errors import ValidationError
-from .mapping import ALIASES, Mapped, target_field, map_request
+from .mapping import ALIASES, Mapped, map_request, target_field
 from .pricing import estimate_cost, format_usd
+from .records import html_attr, html_text, shown_value
 from .schema import EndpointSchema, did_you_mean, load_schema
 
 __all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "html_attr", "html_table", "html_text",
@@ -27,32 +26,6 @@ __all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "html_attr", "html_
 ENDPOINT_AXIS = "endpoint"  # the axis of a cross-model sweep
 _CELL = "style='text-align:left;vertical-align:top'"  # JupyterLab right-aligns table cells
 _SHOWN_CHARS = 80  # longer values are cut in the HTML plan (the whole value is the tooltip)
-
-
-def html_text(value: Any) -> str:
-    """`value` as HTML text that no notebook turns into math: escaped, each `$` in its own span.
-
-    MathJax in JupyterLab pairs dollar signs within one run of text; `&#36;` does not stop it (it
-    is a `$` again in the page), a span does (math never crosses an element)."""
-    return html.escape("" if value is None else str(value)).replace("$", "<span>$</span>")
-
-
-def html_attr(value: Any) -> str:
-    """`value` escaped for a quoted attribute (attributes are never typeset)."""
-    return html.escape("" if value is None else str(value)).replace("$", "&#36;")
-
-
-def shown_value(value: Any) -> Any:
-    """`value` as shown to a person: a local file's absolute path relative to the working folder
-    (so code and reports read `sora_runs/media/inputs/...`), recursively in lists."""
-    if isinstance(value, list):
-        return [shown_value(v) for v in value]
-    if isinstance(value, str) and os.path.isabs(value) and Path(value).is_file():
-        try:
-            return Path(os.path.relpath(value)).as_posix()
-        except ValueError:  # another drive (Windows): no relative path exists
-            return value
-    return value
 
 
 def html_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -142,21 +115,24 @@ class SweepPlan:
     def schemas(self) -> dict[str, EndpointSchema]:
         """Each endpoint's schema, from its kept document or the bundled and cached ones."""
         return {e: (EndpointSchema.from_openapi(self.documents[e], endpoint_id=e)
-                    if e in self.documents else load_schema(e)) for e in self.endpoints or (self.endpoint_id,)}
+                    if e in self.documents else load_schema(e))
+                for e in self.endpoints or (self.endpoint_id,)}
 
     def arguments_for(self, endpoint: str, **values: Any) -> dict[str, Any]:
         """The request sent to `endpoint` (for the cell whose other axis values are `values`)."""
         for cell in self.cells:
             if cell.endpoint_id == endpoint and all(cell.values.get(k) == v for k, v in values.items()):
                 return dict(cell.arguments)
-        raise KeyError(f"no job of sweep {self.sweep_id} runs on {endpoint!r} with {values or 'those values'}; "
+        raise KeyError(f"no job of sweep {self.sweep_id} runs on {endpoint!r} with "
+                       f"{values or 'those values'}; "
                        f"endpoints: {', '.join(self.endpoints or (self.endpoint_id,))}")
 
     def line(self) -> str:
         """The plan in one line: jobs, their shape, where they run, the estimate and the budget."""
         shape = " x ".join(f"{len(v)} {name}" for name, v in self.axes.items()) or "1 setting"
         repeats = f" x {self.repeat} repeats" if self.repeat > 1 else ""
-        cost = format_usd(self.estimate_usd) + (f" + {self.unpriced} of unknown price" if self.unpriced else "")
+        unpriced = f" + {self.unpriced} of unknown price" if self.unpriced else ""
+        cost = format_usd(self.estimate_usd) + unpriced
         money = f"estimated {cost}" if self.charged else f"preview backend, free (on fal: {cost})"
         budget = f", budget {format_usd(self.budget_usd)}" if self.budget_usd is not None else ""
         where = (f"{len(self.endpoints)} endpoints" if self.cross_model else self.endpoint_id)

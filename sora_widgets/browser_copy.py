@@ -19,9 +19,10 @@ from ._errors import GenerationError, ValidationError
 __all__ = ["AUDIO_CODECS", "BrowserAudio", "browser_copy"]
 
 BrowserAudio = Literal["opus", "mp3"]
+_Encoder = Literal["libopus", "libmp3lame"]  # FFmpeg encoder names (PyAV types add_stream by them)
 
 #: audio codecs every browser front end plays in MP4, with the encoder, rate and samples per frame
-AUDIO_CODECS: dict[str, tuple[str, int, int]] = {
+AUDIO_CODECS: dict[str, tuple[_Encoder, int, int]] = {
     "opus": ("libopus", 48_000, 960),
     "mp3": ("libmp3lame", 44_100, 1152),
 }
@@ -87,7 +88,10 @@ def _remux(source: Path, target: Path, audio: str) -> None:
         layout = "mono" if audio_in.codec_context.channels == 1 else "stereo"  # 5.1 is mixed down
         audio_out = out.add_stream(encoder, rate=rate, layout=layout)
         audio_out.bit_rate = _BITRATE
-        fmt = audio_out.codec_context.codec.audio_formats[0].name
+        formats = audio_out.codec_context.codec.audio_formats
+        if not formats:
+            raise GenerationError(f"FFmpeg's {encoder} encoder lists no sample format", kind="media")
+        fmt = formats[0].name
         resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate, frame_size=frame_size)
         samples: int | None = None  # the next audio pts in 1/rate: frames back to back
 
@@ -107,6 +111,7 @@ def _remux(source: Path, target: Path, audio: str) -> None:
                     out.mux(packet)
                 continue
             for frame in packet.decode():
-                encode(resampler.resample(frame))
+                if isinstance(frame, av.AudioFrame):  # always, from the audio stream's packets
+                    encode(resampler.resample(frame))
         encode(resampler.resample(None))
         out.mux(audio_out.encode(None))

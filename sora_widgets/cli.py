@@ -19,8 +19,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_format import (PrintableStream, Progress, generation_summary, history_table,
-                          schema_listing)
+from ._cli_format import PrintableStream, Progress, generation_summary, history_table, schema_listing
 from ._errors import GenerationError, SoraWidgetsError, ValidationError
 from ._version import __version__
 from .records import JobStatus
@@ -191,7 +190,8 @@ def _endpoint_option(args: Sequence[str]) -> str:
     """The `--endpoint` value, read before the full parser exists since it decides the options."""
     peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     peek.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
-    return peek.parse_known_args(args)[0].endpoint
+    endpoint: str = peek.parse_known_args(args)[0].endpoint
+    return endpoint
 
 
 def _dest(f: Field) -> str:
@@ -247,8 +247,8 @@ def _field_values(options: argparse.Namespace, schema: EndpointSchema) -> dict[s
 
 def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
     from .backends import resolve_backend
-    from .history import History
     from .generation import submit
+    from .history import History
     from .pricing import estimate_cost, format_usd
 
     fields = _field_values(options, schema)
@@ -308,8 +308,8 @@ def _runs(count: int) -> str:
 
 
 def _run_resume(options: argparse.Namespace, _schema: None) -> int:
-    from .history import History
     from .generation import resume
+    from .history import History
 
     log = History()
     unfinished = [row["id"] for row in log.unfinished()]

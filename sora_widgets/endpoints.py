@@ -66,7 +66,7 @@ def known_endpoints() -> dict[str, Any]:
 
 def _known(endpoint_id: str) -> Mapping[str, Any] | None:
     data = known_endpoints()
-    entry = data["endpoints"].get(endpoint_id)
+    entry: Mapping[str, Any] | None = data["endpoints"].get(endpoint_id)
     if entry is not None:
         return entry
     return next((f for f in data["families"] if endpoint_id.startswith(f["prefix"])), None)
@@ -150,7 +150,8 @@ def find_endpoints(search: str | None = None, category: str | None = "image-to-v
             endpoint_id = str(model.get("endpoint_id", ""))
             if not endpoint_id or endpoint_id in found:
                 continue
-            status = meta.get("status") if meta.get("status") in ("active", "deprecated") else "unknown"
+            listed = meta.get("status")
+            status: Status = listed if listed in ("active", "deprecated") else "unknown"
             found[endpoint_id] = EndpointInfo(endpoint_id, str(meta.get("display_name") or endpoint_id),
                                               str(meta.get("category") or ""), status, "fal",
                                               str(meta.get("description") or ""))

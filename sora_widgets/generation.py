@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import CredentialsError, SchemaError, ValidationError
 from ._owner import owner_gone, this_process
-from .backends import Backend, resolve_backend
 from ._runner import JobRunner, default_runner, max_jobs
+from .backends import Backend, resolve_backend
 from .jobs import EventCallback, Job
 from .records import Generation, JobStatus
 from .schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
@@ -150,7 +150,8 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
         if live is not None:
             jobs.append(live)
             continue
-        if not owner_gone(row["owner"], row["heartbeat_at"]) or not log.claim(row["id"], me, previous=row["owner"]):
+        if (not owner_gone(row["owner"], row["heartbeat_at"])
+                or not log.claim(row["id"], me, previous=row["owner"])):
             continue  # a live process follows it, or another resume() took it first
         job = _take_over(log, row, backend, runner)
         if job is not None:

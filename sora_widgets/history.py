@@ -25,6 +25,7 @@ from ._errors import HistoryError
 from ._history_records import HistoryRecord, advance, columns_from_result, decode
 from ._history_uploads import UploadCache
 from ._owner import Owner
+from ._secrets import scrub, secret_values
 from ._version import __version__
 from .records import JobStatus
 
@@ -153,7 +154,7 @@ class History:
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened (and checked) on first use in a thread or process."""
         key = (os.getpid(), self._epoch)
-        cached = getattr(self._local, "db", None)
+        cached: tuple[tuple[int, int], sqlite3.Connection] | None = getattr(self._local, "db", None)
         if cached is not None and cached[0] == key:
             return cached[1]
         if cached is not None and cached[0][0] == key[0]:
@@ -235,8 +236,8 @@ class History:
 
         `owner` is the process that will follow it (see `_owner.py`); `cell_key` names a sweep's
         cell, so a reopened sweep finds the row whatever the arguments became on upload."""
-        secrets = schema.secret_values()
-        clean = schema.scrub(dict(arguments), secrets)
+        secrets = secret_values()
+        clean = scrub(dict(arguments), secrets)
         row = {
             "created_at": schema.now(), "endpoint_id": endpoint_id, "backend": backend,
             "status": JobStatus.PENDING, "arguments_json": clean, "sweep_id": sweep_id,
@@ -266,7 +267,7 @@ class History:
         completes (queued_s, running_s, and total_s from created_at), unless given explicitly.
         A `result` also fills video, thumbnail and spritesheet URLs and video_id not given (or None).
         """
-        secrets = schema.secret_values()
+        secrets = secret_values()
         if isinstance(columns.get("result"), dict):
             derived = columns_from_result(columns["result"])
             columns = {**columns, **{k: v for k, v in derived.items() if columns.get(k) is None}}
@@ -287,7 +288,7 @@ class History:
                 raise KeyError(id)
             advance(id, current, values, path=str(self._path))
             if "arguments" in columns:
-                clean = schema.scrub(dict(columns["arguments"]), secrets)
+                clean = scrub(dict(columns["arguments"]), secrets)
                 new_args = self._arg_values(clean)
                 self._ensure_arg_columns(db, new_args)
                 values.update(dict.fromkeys(schema.arg_columns(db), None) | new_args)

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,7 +153,7 @@ class Job:
                 "running: call job.result() again later.") from None
         return self._outcome()
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Generation]:
         return self._await().__await__()
 
     async def _await(self) -> Generation:
@@ -192,10 +192,14 @@ class Job:
         """Every event of the job, past and future, in the caller's own event loop."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+
+        def forward(_job: Job, event: JobEvent) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
         with self._lock:
             for event in self.events:
                 queue.put_nowait(event)
-            self._callbacks.append(lambda _job, e: loop.call_soon_threadsafe(queue.put_nowait, e))
+            self._callbacks.append(forward)
         while True:
             event = await queue.get()
             yield event
@@ -235,9 +239,9 @@ class Job:
     async def _cancel(self) -> None:
         if self._phase == "submitting":
             return  # `_steps` cancels it on the backend once its request id is recorded
-        if self._phase == "following" and self.request_id is not None:
-            if not await self._cancel_on_backend():
-                return
+        if (self._phase == "following" and self.request_id is not None
+                and not await self._cancel_on_backend()):
+            return
         if self._task is not None and self._phase != "ending":  # an ending job records its end
             self._task.cancel()
 
@@ -290,9 +294,9 @@ class Job:
         if not follow_only:
             await self._submit()
         self._phase = "following"
-        if self._cancel_requested:  # asked while the POST was in flight: its id is recorded now
-            if await self._cancel_on_backend():
-                raise asyncio.CancelledError
+        # asked while the POST was in flight: its id is recorded now
+        if self._cancel_requested and await self._cancel_on_backend():
+            raise asyncio.CancelledError
         async for event in self.backend.events(self.endpoint_id, self.request_id or ""):
             await self._on_backend_event(event)
         output = await self.backend.result(self.endpoint_id, self.request_id or "")
@@ -371,7 +375,8 @@ class Job:
         images = [m for m in gen.media if m["kind"] == "image"]
         gen.video_url = videos[0]["url"] if videos else None
         gen.video_id = output.get("video_id") if isinstance(output.get("video_id"), str) else None
-        gen.thumbnail_url = _url(output.get("thumbnail")) or (images[0]["url"] if images and not videos else None)
+        gen.thumbnail_url = (_url(output.get("thumbnail"))
+                             or (images[0]["url"] if images and not videos else None))
         gen.spritesheet_url = _url(output.get("spritesheet"))
         await self.runner.fetching(self._keep_media)
         await self._end(JobStatus.COMPLETED)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 #: Anything `normalize_image` accepts: a URL or data URI, a path, raw bytes or a PIL image.
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, "Image.Image"]
+ImageInput = Union[str, os.PathLike[str], bytes, bytearray, memoryview, "Image.Image"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two letters or more: "C:\x" is a path
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
@@ -173,7 +173,7 @@ def _pil_bytes(img: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _read_local(value: str | os.PathLike) -> tuple[bytes, str]:
+def _read_local(value: str | os.PathLike[str]) -> tuple[bytes, str]:
     path = Path(value).expanduser()
     if not path.is_file():
         what = "is a folder, not an image file" if path.is_dir() else "does not exist"
@@ -610,7 +610,7 @@ def _remove_stale(entry: os.DirEntry[str], cutoff: float) -> bool:
     return False
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Read duration, frame rate, size, frame count and codec of a video's first video stream.
 
     Raises GenerationError(kind="media") when the file is missing or not a video.
@@ -635,7 +635,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         raise GenerationError(f"cannot read the video {path}: {exc}", kind="media") from exc
 
 
-def thumbnail_of(video_path: str | os.PathLike, dest: str | os.PathLike, *,
+def thumbnail_of(video_path: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                  max_side: int | None = None) -> Path:
     """Save the first frame of a video as an image (format from `dest`'s suffix, e.g. .jpg)."""
     import av
@@ -718,9 +718,10 @@ def find_media(output: Mapping[str, Any], outputs: Iterable[Any] = ()) -> list[M
             content_type = entry.get("content_type") if isinstance(entry.get("content_type"), str) else None
             kind = _media_kind(content_type, declared.get(name), entry["url"], name)
             size = entry.get("file_size")
+            file_size = size if isinstance(size, int) and not isinstance(size, bool) else None
             items.append(MediaItem(field=name, index=index if isinstance(value, list) else None,
                                    kind=kind, url=entry["url"], content_type=content_type,
-                                   file_size=size if isinstance(size, int) and not isinstance(size, bool) else None))
+                                   file_size=file_size))
     return items
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import OfflineError, PlatformError
-from ._secrets import key_source, scrub, secret_values
-from ._http import TooMuch, bounded_request
 from ._home import cache_dir
+from ._http import TooMuch, bounded_request
+from ._secrets import key_source, scrub, secret_values
 
 DEFAULT_API_URL = "https://api.fal.ai/v1"
 CACHE_TTL_S = 24 * 3600.0
@@ -76,7 +76,8 @@ class PlatformAPI:
             found: list[Any] = []
             cursor = None
             for _ in range(max_pages):
-                page = self._request("GET", "/models", params=params + ([("cursor", cursor)] if cursor else []))
+                page = self._request("GET", "/models",
+                                     params=params + ([("cursor", cursor)] if cursor else []))
                 found += [m for m in page.get("models", []) if isinstance(m, Mapping)]
                 cursor = page.get("next_cursor")
                 if not page.get("has_more") or not cursor:

@@ -136,7 +136,8 @@ def _live_price(endpoint_id: str, *, online: bool | None) -> Price | None:
     for entry in answer.get("prices", []):
         unit = str(entry.get("unit", "")).lower()
         usd = entry.get("unit_price")
-        if entry.get("endpoint_id") != endpoint_id or isinstance(usd, bool) or not isinstance(usd, (int, float)):
+        if (entry.get("endpoint_id") != endpoint_id or isinstance(usd, bool)
+                or not isinstance(usd, (int, float))):
             continue
         if unit in _PER_SECOND or unit in _PER_OUTPUT:
             return Price(float(usd), "second" if unit in _PER_SECOND else "video",
@@ -155,10 +156,7 @@ def estimate_cost(endpoint: EndpointSchema | str, arguments: Mapping[str, Any], 
         return None
     if price.unit == "video":
         return round(price.usd, 6)
-    if endpoint_id == REMIX_ENDPOINT:
-        seconds = source_duration_s
-    else:
-        seconds = requested_seconds(endpoint, arguments)
+    seconds = source_duration_s if endpoint_id == REMIX_ENDPOINT else requested_seconds(endpoint, arguments)
     return None if seconds is None else round(price.usd * seconds, 6)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._sweep_plan import html_attr, html_text, shown_value
+from .records import html_attr, html_text, shown_value
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -202,7 +202,8 @@ def _figure_uri(fig: matplotlib.figure.Figure) -> str:
 def _video_html(cell: dict[str, Any]) -> str:
     path = Path(cell["video_path"]) if cell.get("video_path") else None
     if cell["status"] == "completed" and path is not None and path.is_file():
-        video = f"<video class='sync' src='{html_attr(_data_uri(path))}' controls muted loop playsinline></video>"
+        video = (f"<video class='sync' src='{html_attr(_data_uri(path))}' "
+                 "controls muted loop playsinline></video>")
     elif cell["status"] == "completed" and cell.get("src"):
         video = (f"<video class='sync' src='{html_attr(cell['src'])}' controls muted loop playsinline>"
                  "</video><div class='label'>(not embedded: no local copy)</div>")
@@ -257,8 +258,8 @@ def write_report(sweep: Sweep, path: str | Path) -> Path:
         "<input id='seek-all' type='range' min='0' max='0' step='0.01' value='0'></div>",
         _grid_html(sweep),
         "<h2>Parameters</h2>",
-        _pairs_html([("endpoint", ", ".join(plan.endpoints or (plan.endpoint_id,))), ("backend", plan.backend),
-                     ("repeat", plan.repeat), ("created", plan.created_at),
+        _pairs_html([("endpoint", ", ".join(plan.endpoints or (plan.endpoint_id,))),
+                     ("backend", plan.backend), ("repeat", plan.repeat), ("created", plan.created_at),
                      *((f"{k} (axis)", ", ".join(map(str, shown_value(v)))) for k, v in plan.axes.items()),
                      *((k, shown_value(v)) for k, v in plan.fields.items())]),
         "<h2>Jobs and metrics</h2>",
@@ -291,8 +292,9 @@ def write_notebook(sweep: Sweep, path: str | Path) -> Path:
     rows, cols = sweep.grid_axes(None, None)
     by = next((n for n in ("endpoint", "model", *plan.axes) if n in plan.axes), None)
     cells = [
-        v4.new_markdown_cell(f"# Sweep {plan.sweep_id}\n\n{_markdown_text(plan.line())}\n\nRunning the next cells "
-                             "sends the same sweep again (a new sweep id). To look at the original "
+        v4.new_markdown_cell(f"# Sweep {plan.sweep_id}\n\n{_markdown_text(plan.line())}\n\n"
+                             "Running the next cells sends the same sweep again (a new sweep id). "
+                             "To look at the original "
                              f"runs instead: `sw.Sweep.open({plan.sweep_id!r})` in the same run folder."),
         v4.new_code_cell("import sora_widgets as sw"),
         v4.new_code_cell(reproduce_code(plan)),

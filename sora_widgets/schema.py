@@ -7,12 +7,10 @@ model snapshot is a new JSON file or a fetched document, never a code change.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import html
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,7 +19,13 @@ from typing import Any, Union
 
 from ._errors import OfflineError, SchemaError
 from ._home import run_home
-from ._values import _bounds_phrase, _show, did_you_mean, to_lines, to_ratio, to_seconds
+from ._values import _bounds_phrase, _show
+
+# the value helpers live in _values; schema re-exports them for the modules that read fields
+from ._values import did_you_mean as did_you_mean
+from ._values import to_lines as to_lines
+from ._values import to_ratio as to_ratio
+from ._values import to_seconds as to_seconds
 
 LIVE_SCHEMA_URL = "https://fal.ai/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
 DEFAULT_ENDPOINT = "fal-ai/sora-2/image-to-video"
@@ -212,7 +216,8 @@ def _endpoint_id_of(doc: Mapping[str, Any]) -> str:
     meta = doc.get("info", {}).get("x-fal-metadata", {})
     if meta.get("endpointId"):
         return str(meta["endpointId"])
-    for path, item in doc.get("paths", {}).items():
+    paths: Mapping[str, Any] = doc.get("paths", {})
+    for path, item in paths.items():
         if "post" in item and "/requests/" not in path:
             return path.strip("/")
     raise SchemaError("The document names no endpoint: no info.x-fal-metadata.endpointId and "
@@ -222,11 +227,12 @@ def _endpoint_id_of(doc: Mapping[str, Any]) -> str:
 def _input_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any]:
     post = doc.get("paths", {}).get("/" + endpoint_id, {}).get("post")
     if post is not None:
-        content = post.get("requestBody", {}).get("content", {})
+        content: Mapping[str, Mapping[str, Any]] = post.get("requestBody", {}).get("content", {})
         for media in content.values():
             if "schema" in media:
-                return media["schema"]
-    for name, node in doc.get("components", {}).get("schemas", {}).items():
+                found: Mapping[str, Any] = media["schema"]
+                return found
+    for name, node in _components(doc).items():
         if name.endswith("Input"):
             return node
     raise SchemaError(f"No input schema found for {endpoint_id}: expected a POST to "
@@ -236,13 +242,21 @@ def _input_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any]
 def _output_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any] | None:
     item = doc.get("paths", {}).get(f"/{endpoint_id}/requests/{{request_id}}", {})
     ok = item.get("get", {}).get("responses", {}).get("200", {})
-    for media in ok.get("content", {}).values():
+    content: Mapping[str, Mapping[str, Any]] = ok.get("content", {})
+    for media in content.values():
         if "schema" in media:
-            return media["schema"]
-    for name, node in doc.get("components", {}).get("schemas", {}).items():
+            found: Mapping[str, Any] = media["schema"]
+            return found
+    for name, node in _components(doc).items():
         if name.endswith("Output"):
             return node
     return None
+
+
+def _components(doc: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    """The document's named schemas (`components.schemas`)."""
+    schemas: Mapping[str, Mapping[str, Any]] = doc.get("components", {}).get("schemas", {})
+    return schemas
 
 
 def _lookup(doc: Mapping[str, Any], ref: str) -> Mapping[str, Any]:
@@ -254,6 +268,8 @@ def _lookup(doc: Mapping[str, Any], ref: str) -> Mapping[str, Any]:
         if not isinstance(node, Mapping) or part not in node:
             raise SchemaError(f"$ref {ref!r} points at nothing in the document.")
         node = node[part]
+    if not isinstance(node, Mapping):
+        raise SchemaError(f"$ref {ref!r} points at a {type(node).__name__}, not a schema.")
     return node
 
 
@@ -332,7 +348,7 @@ def _field(doc: Mapping[str, Any], name: str, raw: Mapping[str, Any], required: 
     node = resolve(doc, raw)
     items = resolve(doc, node["items"]) if isinstance(node.get("items"), Mapping) else {}
     examples = node.get("examples", [node["example"]] if "example" in node else [])
-    ui = node.get("ui") if isinstance(node.get("ui"), Mapping) else {}
+    ui: Mapping[str, Any] = node["ui"] if isinstance(node.get("ui"), Mapping) else {}
     suggestions = node.get("x-suggestions")
     if suggestions and not examples:
         examples = list(suggestions)
@@ -340,7 +356,7 @@ def _field(doc: Mapping[str, Any], name: str, raw: Mapping[str, Any], required: 
         name=name,
         type=_type_of(node),
         required=required,
-        default=node["default"] if "default" in node else UNSET,
+        default=node.get("default", UNSET),
         enum=tuple(node["enum"]) if "enum" in node else None,
         description=str(node.get("description", "")),
         title=str(node.get("title", "")),
@@ -422,7 +438,7 @@ def load_schema(endpoint_id: str | os.PathLike[str] = DEFAULT_ENDPOINT) -> Endpo
     return _load_named(endpoint_id)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_named(endpoint_id: str) -> EndpointSchema:
     resource = resources.files("sora_widgets") / "schemas" / _file_name(endpoint_id)
     if not resource.is_file():

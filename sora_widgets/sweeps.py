@@ -306,11 +306,13 @@ class Sweep:
         for cell in self.plan.cells:
             history_id = ids.get(cell.index)
             row = rows.get(history_id) if history_id is not None else None
+            rating = row["rating"] if row else None
+            if history_id is not None:
+                rating = self._ratings.get(history_id, rating)  # given through rate(), not yet read back
             state: dict[str, Any] = {"status": WAITING, "error": errors.get(cell.index),
                                      "history_id": history_id, "queued_s": None, "running_s": None,
                                      "total_s": None, "cost_usd": cell.cost_usd, "video_path": None,
-                                     "video_url": None,
-                                     "rating": self._ratings.get(history_id, row["rating"] if row else None)}
+                                     "video_url": None, "rating": rating}
             if cell.index in errors:
                 state["status"] = JobStatus.FAILED.value
             if cell.index in jobs:
@@ -358,10 +360,12 @@ class Sweep:
                 return self._metrics[history_id]
         from .video_metrics import video_metrics
 
+        fields = self._schemas[cell.endpoint_id]
         image = next((v for k, v in cell.arguments.items()
-                      if k in self._schemas[cell.endpoint_id] and self._schemas[cell.endpoint_id][k].kind == "image"), None)
+                      if k in fields and fields[k].kind == "image"), None)
         try:
-            found = dict(video_metrics(state["video_path"], image=image, requested=cell.request or cell.arguments))
+            found = dict(video_metrics(state["video_path"], image=image,
+                                       requested=cell.request or cell.arguments))
         except (GenerationError, ValidationError) as exc:
             found = {"metrics_error": str(exc)}
         with self._lock:
@@ -380,9 +384,9 @@ class Sweep:
         """One row per job: axis values, sample, status, error, timings, cost, video and metrics."""
         import pandas as pd
 
-        taken = set(self.plan.axes) | {"endpoint_id", "mapped", "sample", "status", "error", "history_id", "queued_s",
-                                       "running_s", "total_s", "cost_usd", "video_path", "video_url",
-                                       "rating"}
+        taken = set(self.plan.axes) | {"endpoint_id", "mapped", "sample", "status", "error", "history_id",
+                                       "queued_s", "running_s", "total_s", "cost_usd", "video_path",
+                                       "video_url", "rating"}
         rows = []
         for cell, state in self.records():
             found = self._metrics_of(cell, state)

@@ -100,7 +100,7 @@ def _requested(info_w: int, info_h: int, duration: float,
     return out
 
 
-def video_metrics(video_path: str | os.PathLike, *, image: ImageInput | None = None,
+def video_metrics(video_path: str | os.PathLike[str], *, image: ImageInput | None = None,
                   requested: dict[str, Any] | None = None) -> dict[str, Any]:
     """Measure a video file; compare it with the input `image` and the `requested` arguments.
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import functools
 import io
 import json
@@ -931,10 +932,8 @@ class _Server(ThreadingHTTPServer):
         try:
             self.RequestHandlerClass(tls, client_address, self)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 tls.close()
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Client disconnects are part of the tests; stay quiet."""
@@ -1180,10 +1179,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _kind(method: str, path: str, match: re.Match[str] | None) -> str:

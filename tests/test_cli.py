@@ -261,7 +261,7 @@ def test_schema_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     schema = sw.load_schema("fal-ai/sora-2/image-to-video")
     for field in schema.fields:
-        line = next(l for l in out.splitlines() if l.split() and l.split()[0] == field.name)
+        line = next(row for row in out.splitlines() if row.split() and row.split()[0] == field.name)
         assert field.type in line and field.allowed() in line
         assert ("*" in line.split()[1]) == field.required
     assert 'one of 4, 8, 12, 16, 20' in out and "sora-2-2025-10-06" in out

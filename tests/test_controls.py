@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 from datetime import datetime, timezone
 
@@ -20,7 +21,9 @@ from sora_widgets.widgets.controls import (
     control_for_enum,
     control_for_list,
     control_for_text,
+    fits_toggle_buttons,
     is_advanced,
+    label_for,
 )
 
 
@@ -38,13 +41,51 @@ def test_short_enum_is_toggle_buttons_and_maps_values():
     assert control.value == "9:16"
 
 
-def test_integer_enum_is_a_dropdown_of_integers():
+def test_integer_enum_maps_labels_to_integers():
     control = control_for(Field("duration", "integer", default=4, enum=(4, 8, 12, 16, 20)))
-    assert isinstance(control.editor, widgets.Dropdown)
+    assert isinstance(control.editor, widgets.ToggleButtons)  # like its neighbours (one rule)
     control.value = 12
     assert control.editor.value == "12" and control.value == 12
     with pytest.raises(traitlets.TraitError, match="one of 4, 8"):
         control.value = 7
+
+
+def test_one_rule_picks_toggle_buttons_or_a_dropdown():
+    """Toggle buttons when the options fit one short row: at most 7, of at most 12 characters,
+    40 in all (with "not set"); so every bundled duration but Seedance's eleven is buttons."""
+    assert fits_toggle_buttons(["4", "8", "12", "16", "20"])
+    assert fits_toggle_buttons(["21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "auto"])
+    assert not fits_toggle_buttons([str(n) for n in range(2, 13)])  # eleven options
+    assert not fits_toggle_buttons(["sora-2", "sora-2-2025-12-08", "sora-2-2025-10-06"])  # long
+    assert not fits_toggle_buttons([NOT_SET, "anime", "3d_animation", "clay", "comic", "cyberpunk"])
+    schemas = [sw.load_schema(e) for e in ("fal-ai/sora-2/image-to-video",
+                                           "fal-ai/bytedance/seedance/v1/pro/image-to-video",
+                                           "fal-ai/veo3.1/image-to-video")]
+    kinds = {(s.endpoint_id.split("/")[1], f.name): type(control_for(f).editor).__name__
+             for s in schemas for f in s.fields if f.kind == "enum" and not f.hidden}
+    assert kinds[("sora-2", "duration")] == kinds[("sora-2", "aspect_ratio")] == "ToggleButtons"
+    assert kinds[("sora-2", "model")] == "Dropdown"
+    assert kinds[("bytedance", "duration")] == "Dropdown"
+    assert kinds[("veo3.1", "safety_tolerance")] == "ToggleButtons"
+
+
+def test_labels_come_from_titles_with_acronyms_spelled_right():
+    assert label_for(Field("image_url", "string", title="Image Url")) == "Image URL"
+    assert label_for(Field("detect_and_block_ip", "boolean", title="Detect And Block Ip")) == \
+        "Detect and block IP"
+    assert label_for(Field("character_ids", "array", title="Character Ids")) == "Character IDs"
+    assert label_for(Field("cfg_scale", "number", title="Cfg Scale")) == "CFG scale"
+    assert label_for(Field("fps", "integer")) == "FPS"
+    assert label_for(Field("end_image_url", "string", title="End Image URL")) == "End image URL"
+    assert label_for(Field("video_id", "string")) == "Video ID"
+    assert label_for(Field("startImageUrl", "string")) == "Start image URL"
+    # a title of its own keeps its words; only acronyms are fixed
+    assert label_for(Field("cfg_scale", "number", title="Guidance (Cfg) Strength")) == \
+        "Guidance (Cfg) Strength"
+    assert label_for(Field("seed", "integer", title="Random Seed For Ai")) == "Random Seed For AI"
+    schema = sw.load_schema()
+    labels = {name: control_for(schema[name]).label for name in ("image_url", "detect_and_block_ip")}
+    assert labels == {"image_url": "Image URL", "detect_and_block_ip": "Detect and block IP"}
 
 
 def test_enum_without_default_starts_not_set():
@@ -102,10 +143,20 @@ def test_short_text_is_a_text_box():
 def test_required_mark_and_description_as_help():
     field = Field("prompt", "string", required=True, description="What <happens> next")
     control = control_for(field)
-    label = control.children[0].children[0].value
+    label = control.label_widget.value
     assert "*" in label and "&lt;happens&gt;" in label
     assert control.editor.tooltip == "What <happens> next"
-    assert "&lt;happens&gt;" in control.children[1].value
+    assert "&lt;happens&gt;" in control.help.value
+    assert control.children[:3] == (control.children[0], control.editor, control.help)  # label on top
+
+
+def test_help_text_is_whole_and_wraps():
+    """Never cut mid-word ("snapsho..."): the whole description, wrapped by the browser."""
+    model = sw.load_schema()["model"]
+    assert len(model.description) > 160
+    control = control_for(model)
+    assert html.escape(model.description) in control.help.value
+    assert "white-space:normal" in control.help.value and "..." not in control.help.value
 
 
 def test_image_from_url_shows_a_url_thumbnail():
@@ -192,4 +243,4 @@ def test_composite_editors_carry_no_tooltip():
     """ipywidgets 8.1 cannot render a Box view that has a tooltip (seen in JupyterLab)."""
     control = control_for(sw.load_schema()["image_url"])
     assert control.editor.tooltip is None
-    assert "first frame" in control.children[0].children[0].value  # the label keeps the help
+    assert "first frame" in control.label_widget.value  # the label keeps the help

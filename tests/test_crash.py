@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fakefal import Fault, FakeFal
+from fakefal import FakeFal, Fault
 
 import sora_widgets as sw
 from sora_widgets._owner import this_process
@@ -207,7 +207,7 @@ def test_resume_leaves_alone_a_row_another_live_process_is_sending(
         fakefal: FakeFal, keyed: None, child, runs: Path) -> None:
     fakefal.configure(queue_s=0.1, run_s=0.2)
     fakefal.add_fault("submit", Fault.delay(2.0))
-    proc = child("submit", fakefal.media_url("input.png"))
+    child("submit", fakefal.media_url("input.png"))
     _wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "submitting",
               what="a POST in flight")
     assert sw.resume(sw.History(runs)) == []  # its owner is alive: not ours to close or follow

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from IPython.lib.pretty import pretty
+from test_any_endpoint import ENDPOINT as UNSEEN
+from test_any_endpoint import unseen_document
 
 import sora_widgets as sw
 from sora_widgets.history import History
 from sora_widgets.mapping import map_request
-from test_any_endpoint import ENDPOINT as UNSEEN, unseen_document
 
 SORA = "fal-ai/sora-2/image-to-video"
 SORA_T2V = "fal-ai/sora-2/text-to-video"
@@ -72,7 +73,7 @@ def test_a_sweep_over_three_endpoints_maps_plans_and_runs_them(tmp_path: Path, i
     assert set(frame["status"]) == {"completed"}
     assert frame.set_index("endpoint").loc[UNSEEN, "requested_duration_s"] == 8
     assert frame.set_index("endpoint").loc[UNSEEN, "duration_s"] == pytest.approx(10, abs=0.1)
-    rows, cols, _ = run.grid_cells(*run.grid_axes(None, None))
+    _, cols, _ = run.grid_cells(*run.grid_axes(None, None))
     assert cols == [SORA, SORA_T2V, UNSEEN]
     reopened = sw.Sweep.open(plan.sweep_id, log)  # the unseen document travels with the plan
     assert reopened.plan.arguments_for(UNSEEN) == unseen and reopened.wait().done

@@ -24,7 +24,6 @@ from fakefal import HOSTILE_PAGE, FakeFal
 from sora_widgets._errors import GenerationError, ValidationError
 from sora_widgets.media import MAX_DOWNLOAD_MB_VAR, download, probe_video, remove_partials
 
-
 _hangs_if_broken = pytest.mark.timeout(20)  # a missing bound fails the test instead of hanging it
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from fakefal import FakeFal
+from test_any_endpoint import ENDPOINT as UNSEEN
+from test_any_endpoint import unseen_document
 
 import sora_widgets as sw
 from sora_widgets.history import History
 from sora_widgets.pricing import estimate_cost, price_for
-from test_any_endpoint import ENDPOINT as UNSEEN, unseen_document
 
 SECRET = "fal-test-key-STATUS-5e1d22"
 SORA = "fal-ai/sora-2/image-to-video"

@@ -137,9 +137,9 @@ def test_stream_break_cuts_the_body(fakefal: FakeFal, client: fal_client.SyncCli
     fakefal.configure(queue_s=0.1, run_s=0.3)
     handle = client.submit(APP, {"prompt": "p"})
     fakefal.add_fault("stream", Fault.break_stream(after_events=1))
-    with httpx.Client(headers={"Authorization": f"Key {KEY}"}) as http:
-        with pytest.raises(httpx.RemoteProtocolError):
-            http.get(handle.status_url + "/stream")
+    with (httpx.Client(headers={"Authorization": f"Key {KEY}"}) as http,
+          pytest.raises(httpx.RemoteProtocolError)):
+        http.get(handle.status_url + "/stream")
 
 
 def test_reset_forgets_everything(fakefal: FakeFal) -> None:

@@ -514,7 +514,7 @@ async def test_the_key_never_leaks(fal: FalBackend, fakefal: FakeFal, caplog: py
     with pytest.raises(CredentialsError) as info:
         await fal.result(APP, request_id)
     failure(info)
-    texts = SEEN_TEXT + [caplog.text, repr(fal), fal.describe(), repr(events), repr(result)]
+    texts = [*SEEN_TEXT, caplog.text, repr(fal), fal.describe(), repr(events), repr(result)]
     assert all(KEY not in text for text in texts)
     assert all(KEY.encode() not in r.body for r in fakefal.requests)
     assert {r.headers.get("authorization") for r in fakefal.requests if r.kind != "media"} == {f"Key {KEY}"}

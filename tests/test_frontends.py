@@ -29,12 +29,23 @@ from typing import Any
 
 import nbformat
 import pytest
-from test_browser import (ARTIFACTS, LAB_SETTINGS, PROMPT, ROOT, _chromium_page, _free_port,
-                          _generate, _panel, _play_video, _require_chromium, _run_menu, _stop)
+from test_browser import (
+    ARTIFACTS,
+    LAB_SETTINGS,
+    PROMPT,
+    ROOT,
+    _chromium_page,
+    _free_port,
+    _generate,
+    _panel,
+    _play_video,
+    _require_chromium,
+    _run_menu,
+    _stop,
+)
 
 import sora_widgets
-from sora_widgets._jupyter import (CONFIG_DIR, EXAMPLE_NOTEBOOKS, clean_notebook, pre_save_hook,
-                                   server_command)
+from sora_widgets._jupyter import CONFIG_DIR, EXAMPLE_NOTEBOOKS, clean_notebook, pre_save_hook, server_command
 
 NOTEBOOKS = ROOT / "notebooks"
 SERVER_START_S = 120

@@ -14,8 +14,8 @@ from PIL import Image
 
 import sora_widgets as sw
 from sora_widgets.backends.preview import PreviewBackend
-from sora_widgets.widgets import grid as grid_module
-from sora_widgets.widgets.grid import CHUNK_BYTES, CompareGrid, poster_uri, safe_src
+from sora_widgets.records import poster_src
+from sora_widgets.widgets.grid import CHUNK_BYTES, CompareGrid, safe_src
 
 PROMPTS = ["zoom in on the fox", "<script>alert('x')</script> & pan left"]
 MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]
@@ -204,22 +204,12 @@ def test_a_poster_is_320_pixels_wide_and_a_few_kilobytes(tmp_path: Path) -> None
 
     rendered = render_preview({"prompt": "hills", "duration": 4}, "fal-ai/sora-2/image-to-video",
                               tmp_path, "poster", scale=1.0)
-    uri = poster_uri(tmp_path / rendered["video"]["file_name"])
+    uri = poster_src(None, None, str(tmp_path / rendered["video"]["file_name"]))
     assert uri is not None and uri.startswith("data:image/jpeg;base64,")
     image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
     assert image.width == 320 and 150 <= image.height <= 200  # 16:9 kept
     assert len(uri) < 30_000
-    assert poster_uri(tmp_path / "missing.mp4") is None
-
-
-def test_a_poster_is_made_once_per_video(finished: sw.Sweep, monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[Path] = []
-    real = grid_module.poster_uri
-    monkeypatch.setattr(grid_module, "poster_uri", lambda path: made.append(path) or real(path))
-    grid = finished.grid()
-    grid.refresh()
-    grid.refresh()
-    assert len(made) == len(grid.cells) == len(set(made))
+    assert poster_src(None, None, str(tmp_path / "missing.mp4")) is None
 
 
 def test_no_video_bytes_are_in_the_synced_state(finished: sw.Sweep) -> None:

@@ -4,7 +4,6 @@ and bad inputs are refused naming what is wrong."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sqlite3
 import subprocess

@@ -126,11 +126,18 @@ def test_invalid_input_disables_generate_and_shows_the_message_by_the_field(tmp_
     assert "no image file" in panel.controls["image_url"]._message.value
 
 
+def no_bare_dollar(text: str) -> bool:
+    """Every "$" in its own element: MathJax pairs dollars within one run of text only (`&#36;`
+    is a "$" again once parsed, so it does not stop it)."""
+    return "$" not in text.replace("<span>$</span>", "")
+
+
 def test_cost_follows_duration(tmp_path):
     panel = make_panel(tmp_path)
-    assert "&#36;0.40" in panel.cost.value and "$" not in panel.cost.value and panel.cost_usd == pytest.approx(0.4)
+    assert "<span>$</span>0.40" in panel.cost.value and no_bare_dollar(panel.cost.value)
+    assert panel.cost_usd == pytest.approx(0.4)
     panel.controls["duration"].value = 12
-    assert "&#36;1.20" in panel.cost.value and panel.cost_usd == pytest.approx(1.2)
+    assert "<span>$</span>1.20" in panel.cost.value and panel.cost_usd == pytest.approx(1.2)
 
 
 def test_banner_says_offline_in_plain_words(tmp_path):
@@ -153,8 +160,12 @@ def test_generate_with_preview_ends_with_a_playable_video(tmp_path, image, monke
     src = card.video_html.split("<video src='", 1)[1].split("'", 1)[0]
     assert not Path(src).is_absolute() and Path(src).is_file()
     assert card.video.outputs[0]["data"]["text/html"] == card.video_html
-    assert "base64" not in card.video_html  # linked, not embedded
-    assert card.cancel_button.layout.display == "none"
+    assert "video/mp4;base64" not in card.video_html  # linked, not embedded
+    # the poster is a few-kB image in the page: Lab would not resolve a relative one
+    poster = card.video_html.split(" poster='", 1)[1].split("'", 1)[0]
+    assert poster.startswith("data:image/jpeg;base64,") and len(poster) < 12_000
+    assert card.live.layout.display == "none"  # the live part (bar, Cancel) gives way
+    assert f" poster='{poster}'" in gen.html()  # the same poster where a Generation shows itself
     assert "request id" in card.facts.value and "cost" in card.facts.value
 
 
@@ -253,7 +264,8 @@ def test_saved_notebook_summary_escapes_the_latest_prompt(tmp_path, image, monke
     page = panel.summary_html()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; waves" in page
     assert "<script>" not in page and "<video src='media/videos/" in page
-    assert len(page) < 10_000
+    assert "poster='data:image/jpeg;base64," in page
+    assert len(page) < 16_000  # the poster is most of it
     reopened = sw.Panel(backend="preview", history=History(tmp_path))  # a fresh panel: from history
     assert "&lt;script&gt;" in reopened.summary_html()
 
@@ -355,7 +367,8 @@ def test_loading_a_past_run_switches_the_panel_to_the_endpoint_it_ran_on(tmp_pat
 def test_the_picker_and_the_endpoint_setter_rebuild_the_controls_keeping_shared_values(tmp_path):
     import json
 
-    from test_any_endpoint import ENDPOINT as UNSEEN, unseen_document
+    from test_any_endpoint import ENDPOINT as UNSEEN
+    from test_any_endpoint import unseen_document
 
     panel = make_panel(tmp_path)
     panel.arguments = {"prompt": "hills at dawn", "image_url": "https://e.com/a.png", "duration": 12}
@@ -376,3 +389,87 @@ def test_the_picker_and_the_endpoint_setter_rebuild_the_controls_keeping_shared_
     panel.other_endpoint.value = "acme/typo-endpoint"
     panel.other_button.click()  # not bundled, and fal (the fake) has no document: said, not raised
     assert panel.endpoint == "fal-ai/sora-2/image-to-video" and "No bundled schema" in panel.status_line.value
+
+
+def test_generate_tab_puts_the_form_left_of_the_results_and_wraps(tmp_path):
+    """Side by side on a wide cell, stacked on a narrow one: flex wrapping, no width in Python."""
+    panel = make_panel(tmp_path)
+    workspace = panel.tabs.children[0]
+    form, results = workspace.children
+    assert workspace.layout.flex_flow == "row wrap"
+    assert "sora-form" in form._dom_classes and "sora-results" in results._dom_classes
+    assert form.children[0] is panel.fields_box and panel.cards_box in results.children
+    assert form.layout.min_width and results.layout.min_width and form.layout.flex.startswith("1 1")
+    assert panel.no_results.layout.display is None
+
+
+def test_card_leads_with_the_video_and_a_one_line_summary(tmp_path, image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    panel.arguments = {"prompt": "a red box drifts", "image_url": str(image), "duration": 8}
+    panel.generate().result(timeout=60)
+    card = panel.cards[0]
+    shown = [c for c in card.children if c.layout.display != "none"]
+    assert shown[:3] == [card.video, card.summary, card.error] and shown[3] is card.details
+    summary = card.summary.value
+    for part in ("#1", "completed", "sora-2", "8 s video", "took ", "<span>$</span>0.00",
+                 "a red box drifts"):
+        assert part in summary, part
+    assert card.details.titles == ("Actions, parameters and log",)
+    assert card.details.selected_index is None  # folded
+    assert [card.actions, card.code_box, card.facts, card.log_lines] == list(card.details.children[0].children)
+    assert "Log (" in card.log_lines.value and "Preview render" in card.log_lines.value
+    assert card.load_button in card.actions.children and card.rating in card.actions.children
+    assert card.rating.style.button_width == "36px"  # wide enough for its digit ("1‥" before)
+    assert panel.no_results.layout.display == "none"
+    for text in (card.summary.value, card.facts.value, card.static_html(), panel.summary_html(),
+                 panel.jobs[0].generation.html()):
+        assert no_bare_dollar(text)
+    assert "text-align:left" in card.facts.value
+
+
+def test_saved_summary_hides_the_widget_error_when_the_live_view_is_gone(tmp_path):
+    """Reopened without a kernel, the widget's output says "Error displaying widget: model not
+    found"; the summary's CSS hides that output (the one just before it) until the view is back."""
+    panel = sw.Panel(backend="preview", history=History(tmp_path))
+    page = panel.summary_html()
+    live, key = f"sora-panel-{panel.model_id}", f"sora-panel-summary-{panel.model_id}"
+    assert (f"body:not(:has(.{live})) .jp-OutputArea-child:has(+ .jp-OutputArea-child .{key}) "
+            "{display: none}") in page
+
+
+def test_copy_as_code_names_local_files_relative_to_the_working_folder(tmp_path, image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    panel = sw.Panel(backend="preview", history=History(tmp_path / "sora_runs"))
+    panel.arguments = {"prompt": "code me", "image_url": str(image)}
+    panel.generate().result(timeout=60)
+    code = panel.cards[0].code
+    assert str(tmp_path) not in code["sora_widgets"] + code["fal_client"]
+    assert "'image_url': 'sora_runs/media/inputs/" in code["sora_widgets"]  # the kept copy
+    assert "image_url = fal_client.upload_file('sora_runs/media/inputs/" in code["fal_client"]
+    assert str(tmp_path) not in panel.cards[0].facts.value
+
+
+def test_labels_read_as_words_with_acronyms(tmp_path):
+    panel = make_panel(tmp_path)
+    assert panel.controls["image_url"].label == "Image URL"
+    assert panel.controls["detect_and_block_ip"].label == "Detect and block IP"
+    assert "Image URL" in panel.status_line.value  # what is still to fill in, by its label
+
+
+def test_the_previews_label_sits_at_the_top_of_the_frame(tmp_path):
+    """The browser draws its video controls over the bottom of a paused frame: the "PREVIEW"
+    stamp goes at the top, where it stays visible."""
+    import numpy as np
+    from PIL import Image
+
+    from sora_widgets.backends._render import render_preview
+
+    source = tmp_path / "white.png"
+    Image.new("RGB", (320, 180), (255, 255, 255)).save(source)
+    out = render_preview({"prompt": "still", "image_url": str(source), "duration": 1},
+                         "fal-ai/sora-2/image-to-video", tmp_path, "stamp", fps=4, scale=0.5)
+    frame = np.asarray(Image.open(tmp_path / out["thumbnail"]["file_name"]).convert("L"), float)
+    top, bottom = frame[: frame.shape[0] // 8], frame[-frame.shape[0] // 8:]
+    assert top.mean() < bottom.mean() - 20  # the dark label is in the top eighth
+    assert bottom.min() > 200  # and nothing of it at the bottom

@@ -30,8 +30,8 @@ def test_every_public_name_resolves_in_a_fresh_process() -> None:
 
 
 def test_functions_stay_functions_after_their_modules_are_imported() -> None:
-    import sora_widgets.jobs  # noqa: F401
-    import sora_widgets.sweeps  # noqa: F401
+    import sora_widgets.jobs
+    import sora_widgets.sweeps
     import sora_widgets.video_metrics  # noqa: F401
 
     assert all(callable(getattr(sw, name)) for name in ("sweep", "metrics", "generate", "submit"))

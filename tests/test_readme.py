@@ -25,7 +25,7 @@ def test_the_python_examples_run_top_to_bottom_offline(tmp_path: Path,
     blocks = _blocks("python")
     assert len(blocks) >= 5
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+        exec(compile(block, "README.md", "exec"), namespace)  # our own README
     assert namespace["gen"].ok and namespace["gen"].backend == "preview"
     assert len(namespace["df"]) >= 1
     assert namespace["run"].to_dataframe()["status"].eq("completed").all()

@@ -169,7 +169,7 @@ def test_load_schema_reads_a_local_document_afresh_each_time(tmp_path: Path) -> 
 
 
 class _DocHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # http.server's name
         body = json.dumps(UPSCALER_DOC).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Backend, key_source
+from .._secrets import key_source
+from .base import Backend
 
 if TYPE_CHECKING:
     from ..history import History
@@ -58,7 +59,7 @@ def resolve_backend(spec: str | Backend | None, *, history: History,
         return cache[cache_key]
 
 
-def _build(name: str, history: History) -> Any:
+def _build(name: str, history: History) -> Backend:
     if name == "fal":
         from .fal import FalBackend
 

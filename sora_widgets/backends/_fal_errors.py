@@ -94,7 +94,8 @@ def _lost_answer(ctx: Context, reason: str) -> GenerationError:
 
 def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context) -> GenerationError:
     detail = body.get("detail") if isinstance(body, dict) else None
-    error_type = (body.get("error_type") if isinstance(body, dict) else None) or headers.get("x-fal-error-type")
+    error_type = ((body.get("error_type") if isinstance(body, dict) else None)
+                  or headers.get("x-fal-error-type"))
     if status in (401, 403):
         return _error(ctx, "credentials", f"fal refused the key from {ctx.key_source} (HTTP {status}). "
                       f"Check that {ctx.key_source} holds a valid, active fal key.",
@@ -122,14 +123,16 @@ def _from_response(status: int, body: Any, headers: httpx.Headers, ctx: Context)
         return _error(ctx, "rate_limited", "fal is rate limiting this key (HTTP 429) and kept doing so "
                       "through the retries; wait a little or run fewer jobs at once.", status=status)
     if status == 504 or error_type in TIMEOUT_TYPES:
-        return _error(ctx, "timeout", f"The job timed out on fal's side (HTTP {status}): {text}", status=status)
+        return _error(ctx, "timeout", f"The job timed out on fal's side (HTTP {status}): {text}",
+                      status=status)
     if status == 404:
         return _error(ctx, "not_found", f"fal does not know this request (HTTP 404); it may have "
                       f"expired or belong to another endpoint: {text}", status=status)
     if status >= 500:
         return _error(ctx, "server", f"fal had a server error during {ctx.action} (HTTP {status}) and it "
                       f"persisted through the retries: {text}", status=status)
-    return _error(ctx, "rejected", f"fal rejected the {ctx.action} request (HTTP {status}): {text}", status=status)
+    return _error(ctx, "rejected", f"fal rejected the {ctx.action} request (HTTP {status}): {text}",
+                  status=status)
 
 
 def _from_detail_list(status: int, detail: list[Any], ctx: Context) -> GenerationError:
@@ -144,12 +147,14 @@ def _from_detail_list(status: int, detail: list[Any], ctx: Context) -> Generatio
         if any(_is_ip(item) for item in items):
             return _error(ctx, "ip_blocked", f"fal blocked the {field or 'input'} by its content policy "
                           "because it appears to show protected intellectual property (a known character, "
-                          f"brand or person). Change the prompt or image.{fal_says}", status=status, field=field)
+                          f"brand or person). Change the prompt or image.{fal_says}",
+                          status=status, field=field)
         return _error(ctx, "content_policy", f"fal's content policy checker refused the {field or 'input'}. "
                       "Rephrase the prompt or use another image; sending it again will fail the same "
                       f"way.{fal_says}", status=status, field=field)
     parts = [f"{_field(item) or 'input'}: {item.get('msg', item.get('type', 'invalid'))}" for item in items]
-    return _error(ctx, "validation", "fal rejected the arguments: " + "; ".join(parts), status=status, field=field)
+    return _error(ctx, "validation", "fal rejected the arguments: " + "; ".join(parts),
+                  status=status, field=field)
 
 
 def _is_ip(item: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 async def read_status_stream(client: httpx.AsyncClient, status_url: str,
-                             timeout: httpx.Timeout) -> AsyncIterator[dict[str, Any]]:
+                             timeout: httpx.Timeout) -> AsyncGenerator[dict[str, Any], None]:
     """Status objects from `{status_url}/stream`; ends quietly when the stream is refused or breaks.
 
     A refused key (401/403) raises `httpx.HTTPStatusError` for the caller to translate; any other
@@ -60,7 +60,8 @@ class FinishedHandle(AsyncRequestHandle):
         return cls(**{f.name: getattr(handle, f.name) for f in fields(handle)})
 
     async def iter_events(self, **_: Any) -> AsyncIterator[Status]:
-        for status in ():
+        finished: tuple[Status, ...] = ()  # nothing left to wait for
+        for status in finished:
             yield status
 
 

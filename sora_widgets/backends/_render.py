@@ -161,11 +161,13 @@ def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     import numpy as np
 
     plane = frame.planes[index]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:plane.height, :plane.width]
+    pixels: np.ndarray = np.frombuffer(memoryview(plane), np.uint8)
+    return pixels.reshape(-1, plane.line_size)[:plane.height, :plane.width]
 
 
 class _Stamp:
-    """The label converted once to YUV 4:2:0 with its alpha, blended into each frame in place."""
+    """The label converted once to YUV 4:2:0 with its alpha, blended into each frame in place,
+    at the top of the frame."""
 
     def __init__(self, frame_w: int, frame_h: int) -> None:
         import av
@@ -175,7 +177,8 @@ class _Stamp:
         patch = _label(max(8, min(frame_h // 30, frame_w // 24)))  # about 3/4 of the width at most
         patch = patch.crop((0, 0, min(patch.width, (frame_w - 2 * margin) // 2 * 2), patch.height))
         self.w, self.h = patch.size
-        self.x, self.y = margin, frame_h - self.h - margin
+        # top left: a browser draws its video controls over the bottom of a paused frame
+        self.x, self.y = margin, margin
         yuv = av.VideoFrame.from_image(patch.convert("RGB")).reformat(format="yuv420p")
         self.planes = [_plane(yuv, i).astype(np.float32) for i in range(3)]
         alpha = np.asarray(patch.getchannel("A"), np.float32) / 255

@@ -28,10 +28,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import CredentialsError, ValidationError
-from .base import key_source
+from .._secrets import key_source
 from ..records import JobEvent
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ._fal_stream import Tracker
 
 #: uploader(data, content_type, file_name) -> URL, sync or async
-Uploader = Callable[[bytes, str, str], Union[str, Awaitable[str]]]
+Uploader = Callable[[bytes, str, str], str | Awaitable[str]]
 T = TypeVar("T")
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
@@ -193,8 +193,9 @@ class FalBackend:
         if isinstance(value, bytes):
             return await self._upload(endpoint_id, value, "application/octet-stream", "upload.bin")
         if isinstance(value, str) and (match := _SCHEME.match(value)):
-            raise ValidationError([(name, f"{match.group(1)}: URLs are not allowed; use http(s), data: or a file path")],
-                                  endpoint_id=endpoint_id)
+            raise ValidationError(
+                [(name, f"{match.group(1)}: URLs are not allowed; use http(s), data: or a file path")],
+                endpoint_id=endpoint_id)
         if not isinstance(value, (str, os.PathLike)):
             return value
         path = Path(value).expanduser()
@@ -208,7 +209,8 @@ class FalBackend:
         digest = hashlib.sha256(data).hexdigest()
         task = self._inflight.get(digest)
         if task is None:
-            task = asyncio.ensure_future(self._upload_once(digest, endpoint_id, data, content_type, file_name))
+            task = asyncio.ensure_future(
+                self._upload_once(digest, endpoint_id, data, content_type, file_name))
             self._inflight[digest] = task
             task.add_done_callback(lambda _task: self._inflight.pop(digest, None))
         return await asyncio.shield(task)  # one caller giving up does not cancel the others' upload
@@ -250,7 +252,12 @@ class FalBackend:
         connection or a read timeout, when fal may already have accepted (and will bill) the job.
         Otherwise the request is the one fal_client sends: same URL, headers and app-context hooks.
         """
-        from fal_client.client import QUEUE_URL_FORMAT, add_fal_app_context_headers, handle_response_headers
+        # fal_client's own header hooks, which its client module imports from a private module
+        from fal_client.client import (  # type: ignore[attr-defined]
+            QUEUE_URL_FORMAT,
+            add_fal_app_context_headers,
+            handle_response_headers,
+        )
 
         http, _ = await self._clients_here()
         headers: dict[str, str] = {}
@@ -322,14 +329,15 @@ class FalBackend:
         interval = self.poll_min_s
         ctx = self._ctx("status", endpoint_id, request_id)
         while not tracker.done:
-            status = await self._via_fal_client(
+            polled = await self._via_fal_client(
                 ctx, lambda client: client.status(endpoint_id, request_id, with_logs=True))
             phase = tracker.phase
-            for event in self._track(tracker, request_id, status_dict(status)):
+            for event in self._track(tracker, request_id, status_dict(polled)):
                 yield event
             if tracker.done:
                 break
-            interval = self.poll_min_s if tracker.phase != phase else min(interval * self.poll_growth, self.poll_max_s)
+            interval = (self.poll_min_s if tracker.phase != phase
+                        else min(interval * self.poll_growth, self.poll_max_s))
             await asyncio.sleep(interval)
 
     def _track(self, tracker: Tracker, request_id: str, status: dict[str, Any]) -> list[JobEvent]:
@@ -381,7 +389,7 @@ class FalBackend:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
-        return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        return min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
     def _retry_delay(self, exc: Exception, attempt: int, *, idempotent: bool) -> float | None:
         """Seconds to wait before retrying after `exc`, or None when it must not be retried."""

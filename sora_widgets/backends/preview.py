@@ -25,7 +25,6 @@ from .._errors import GenerationError
 from ..media import atomic_write, normalize_image
 from ..records import JobEvent
 from ..schema import looks_like_image
-
 from ._render import LABEL, RenderCancelled, camera_for, output_size, render_preview
 
 __all__ = ["LABEL", "PreviewBackend", "camera_for", "output_size", "render_preview"]

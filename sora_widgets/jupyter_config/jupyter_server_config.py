@@ -5,5 +5,5 @@
 # Every notebook is saved without execution timings, trust flags or the kernel's version, and the
 # example notebooks of a sora-widgets checkout without their outputs, so running them leaves
 # `git status` clean. Your own notebooks keep their outputs.
-c = get_config()  # noqa: F821 (Jupyter defines get_config for its config files)
+c = get_config()  # type: ignore[name-defined]  # noqa: F821 (Jupyter defines get_config for its config files)
 c.ContentsManager.pre_save_hook = "sora_widgets._jupyter.pre_save_hook"

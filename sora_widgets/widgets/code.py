@@ -1,6 +1,8 @@
 """Copy as code: a `sora_widgets` call and a plain `fal_client` call that reproduce a request.
 
-Neither snippet holds a key: both read it from the environment (FAL_KEY) when run.
+Neither snippet holds a key: both read it from the environment (FAL_KEY) when run. Local files
+are named relative to the working folder (`sora_runs/media/inputs/...`), as a notebook beside
+them would open them, never by an absolute (often temporary) path.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..records import shown_value
+
 __all__ = ["fal_client_code", "sora_widgets_code"]
 
 _REMOTE = re.compile(r"^(https?:|data:)", re.IGNORECASE)
+
+
+def _shown(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments with local files' paths relative to the working folder."""
+    return {name: shown_value(value) for name, value in arguments.items()}
 
 
 def _literal(arguments: Mapping[str, Any], indent: int) -> str:
@@ -36,7 +45,7 @@ def sora_widgets_code(endpoint_id: str, arguments: Mapping[str, Any]) -> str:
         "\n"
         "gen = sw.generate(\n"
         f"    endpoint={endpoint_id!r},\n"
-        f"    arguments={_literal(arguments, 14)},\n"
+        f"    arguments={_literal(_shown(arguments), 14)},\n"
         ")\n"
         "gen\n"
     )
@@ -44,6 +53,7 @@ def sora_widgets_code(endpoint_id: str, arguments: Mapping[str, Any]) -> str:
 
 def fal_client_code(endpoint_id: str, arguments: Mapping[str, Any]) -> str:
     """Python that sends the same request with fal_client alone; local files are uploaded first."""
+    arguments = _shown(arguments)
     uploads = _local_files(arguments)
     sent = {name: f"<{name}>" if name in uploads else value for name, value in arguments.items()}
     body = _literal(sent, 14)

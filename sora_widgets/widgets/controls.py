@@ -1,9 +1,14 @@
 """Controls built from schema fields: one small `control_for_<kind>(field)` function per kind.
 
-Every control is a `FieldControl`: a label (marked * when required, the description as its
-tooltip and help line), the editing widget, and a message line for problems. Its `value` trait
+Every control is a `FieldControl`: a label above its input (`label_for`: the schema's title or
+the field's name, acronyms spelled right, marked * when required), the editing widget, the
+field's description as wrapped help text, and a message line for problems. Its `value` trait
 holds the field's value, and None means "not set" (the field is left out of the request).
-Nothing here knows any endpoint: all of it comes from the `Field`.
+Nothing here knows any endpoint: all of it comes from the `Field`. Widths are relative, so a
+control fits the panel's form column however wide the notebook is.
+
+One rule picks the editor of a choice (an enum, or a boolean without a default): toggle
+buttons when every option fits on one short row (`fits_toggle_buttons`), else a dropdown.
 """
 
 from __future__ import annotations
@@ -25,14 +30,36 @@ from ..schema import Field
 __all__ = ["FieldControl", "ImageInput", "OptionalValue", "control_for", "control_for_any",
            "control_for_boolean", "control_for_enum", "control_for_image", "control_for_integer",
            "control_for_list", "control_for_number", "control_for_object", "control_for_text",
-           "is_advanced"]
+           "fits_toggle_buttons", "is_advanced", "label_for"]
 
 NOT_SET = "not set"
-LABEL_WIDTH = "150px"
 PROMPT_LENGTH = 200  # text fields allowing more characters than this get a Textarea
-SHORT_OPTION = 8  # enums of at most 4 options this long (or shorter) become toggle buttons
+TOGGLE_OPTIONS = 7  # a choice becomes toggle buttons with at most this many options,
+TOGGLE_OPTION_CHARS = 12  # none longer than this,
+TOGGLE_TOTAL_CHARS = 40  # and this many characters in all (counting "not set"): one short row
 THUMBNAIL_PX = 160
 _URL = re.compile(r"^(https?:|data:)", re.IGNORECASE)
+#: words spelled as acronyms in labels, by their lower-case form
+ACRONYMS = {word.lower(): word for word in (
+    "2D", "3D", "4K", "8K", "AI", "API", "CFG", "FPS", "GIF", "HD", "HDR", "ID", "IDs", "IP", "JSON",
+    "LoRA", "MP3", "MP4", "NSFW", "RGB", "SDXL", "TTS", "UI", "URI", "URL", "URLs", "UUID", "VAE")}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WIDE = "100%"  # text, image and list editors fill the form column
+
+
+def label_for(field: Field) -> str:
+    """What a person reads for `field`: its schema `title`, else its name, with acronyms spelled
+    right. Titles that only repeat the name (fal's "Image Url", "Detect And Block Ip") are put in
+    sentence case: "Image URL", "Detect and block IP"; a title of its own keeps its words."""
+    name_words = _CAMEL.sub(" ", field.name).replace("_", " ").replace("-", " ").split()
+    title_words = field.title.split()
+    generated = not title_words or [w.lower() for w in title_words] == [w.lower() for w in name_words]
+    if not generated:
+        return " ".join(ACRONYMS.get(w.lower(), w) for w in title_words)
+    words = [ACRONYMS.get(w.lower(), w.lower()) for w in name_words] or [field.name]
+    if words[0].islower():
+        words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
 
 
 def is_advanced(field: Field) -> bool:
@@ -44,7 +71,7 @@ def is_advanced(field: Field) -> bool:
 
 
 class FieldControl(widgets.VBox):
-    """One field's editor: label, input, help line and a message line for its problems."""
+    """One field's editor: its label above the input, wrapped help text, and a message line."""
 
     value = traitlets.Any(None, allow_none=True,
                           help="The field's value; None when not set (left out of the request).")
@@ -58,20 +85,26 @@ class FieldControl(widgets.VBox):
                  write: Callable[[Any], Any] = lambda v: v,
                  extra: Iterable[widgets.Widget] = ()) -> None:
         self.field = field
+        self.label = label_for(field)
         self.editor = editor
         self._read, self._write = read, write
         self._syncing = False
         mark = " <b style='color:#b00'>*</b>" if field.required else ""
         tip = html.escape(field.description or field.allowed(), quote=True)
-        label = widgets.HTML(f"<span title='{tip}'>{html.escape(field.label)}{mark}</span>",
-                             layout=widgets.Layout(width=LABEL_WIDTH, flex="0 0 auto"))
+        self.label_widget = widgets.HTML(
+            f"<label title='{tip}' style='font-weight:600;line-height:1.4'>"
+            f"{html.escape(self.label)}{mark}</label>", layout=widgets.Layout(flex="1 1 auto"))
+        self.label_widget.add_class("sora-field-label")
         if field.description and not isinstance(editor, widgets.Box):
             editor.tooltip = field.description  # a Box's view fails to render with a tooltip (8.1)
-        help_line = widgets.HTML(_help_html(field), layout=widgets.Layout(margin=f"0 0 0 {LABEL_WIDTH}"))
-        self._message = widgets.HTML("", layout=widgets.Layout(margin=f"0 0 0 {LABEL_WIDTH}",
-                                                                display="none"))
-        row = widgets.HBox([label, editor, *extra], layout=widgets.Layout(align_items="center"))
-        super().__init__([row, help_line, self._message], layout=widgets.Layout(margin="2px 0"))
+        self.help = widgets.HTML(_help_html(field))
+        self.help.add_class("sora-field-help")
+        self._message = widgets.HTML("", layout=widgets.Layout(display="none"))
+        extra = list(extra)  # beside the label, e.g. a character count
+        head = (widgets.HBox([self.label_widget, *extra], layout=widgets.Layout(align_items="baseline"))
+                if extra else self.label_widget)
+        super().__init__([head, editor, self.help, self._message],
+                         layout=widgets.Layout(margin="0 0 8px 0"))
         self.add_class("sora-field")
         self.value = read(editor.value)
         editor.observe(self._handle_editor, "value")
@@ -125,10 +158,10 @@ class FieldControl(widgets.VBox):
 
 
 def _help_html(field: Field) -> str:
+    """The field's description (else what it accepts) in full, wrapped at word boundaries."""
     words = field.description.strip() or field.allowed()
-    if len(words) > 160:
-        words = words[:157] + "..."
-    return f"<small style='color:#666'>{html.escape(words)}</small>"
+    return (f"<div style='color:#666;font-size:12px;line-height:1.35;white-space:normal;"
+            f"overflow-wrap:break-word'>{html.escape(words)}</div>")
 
 
 class OptionalValue(widgets.HBox):
@@ -166,12 +199,13 @@ class ImageInput(widgets.VBox):
     def __init__(self, *, media_dir: Path | None = None) -> None:
         self.media_dir = media_dir
         self.text = widgets.Text(placeholder="https://... or a path on this machine",
-                                 layout=widgets.Layout(width="100%"))
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload")
+                                 layout=widgets.Layout(flex="1 1 auto", width="auto"))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
+                                         layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.thumbnail = widgets.Image(layout=widgets.Layout(max_width=f"{THUMBNAIL_PX}px",
                                                              display="none"))
         super().__init__([widgets.HBox([self.text, self.upload]), self.thumbnail],
-                         layout=widgets.Layout(width="420px"))
+                         layout=widgets.Layout(width=_WIDE))
         traitlets.link((self.text, "value"), (self, "value"))
         self.upload.observe(self._handle_upload, "value")
 
@@ -229,8 +263,17 @@ def _options(field: Field, values: Iterable[Any]) -> list[tuple[str, Any]]:
     return pairs if field.has_default else [(NOT_SET, None), *pairs]
 
 
-def _choice(field: Field, pairs: list[tuple[str, Any]], *, wide: bool = False) -> FieldControl:
-    """A Dropdown or ToggleButtons over labels, mapped to and from the values they stand for."""
+def fits_toggle_buttons(labels: list[str]) -> bool:
+    """The one rule for choices: toggle buttons when the options fit on one short row (at most
+    7 of at most 12 characters, 40 in all, "not set" included), a dropdown otherwise. So Sora's
+    durations 4 to 20 are buttons like their neighbours, its model snapshots a dropdown."""
+    return (len(labels) <= TOGGLE_OPTIONS and all(len(label) <= TOGGLE_OPTION_CHARS for label in labels)
+            and sum(len(label) for label in labels) <= TOGGLE_TOTAL_CHARS)
+
+
+def _choice(field: Field, pairs: list[tuple[str, Any]]) -> FieldControl:
+    """Toggle buttons or a dropdown (`fits_toggle_buttons`) over labels, mapped to and from the
+    values they stand for."""
     labels = [label for label, _ in pairs]
     by_label = dict(pairs)
 
@@ -240,14 +283,13 @@ def _choice(field: Field, pairs: list[tuple[str, Any]], *, wide: bool = False) -
                 return label
         raise ValueError(f"not one of {', '.join(labels)}")
 
-    short = len(labels) <= 4 and all(len(label) <= SHORT_OPTION for label in labels)
     initial = write(field.default if field.has_default else None)
-    if short and not wide:
+    if fits_toggle_buttons(labels):
         editor: widgets.Widget = widgets.ToggleButtons(options=labels, value=initial,
                                                       style={"button_width": "auto"})
     else:
         editor = widgets.Dropdown(options=labels, value=initial,
-                                  layout=widgets.Layout(width="260px"))
+                                  layout=widgets.Layout(width=_WIDE, max_width="360px"))
     return FieldControl(field, editor, read=by_label.__getitem__, write=write)
 
 
@@ -282,11 +324,11 @@ def control_for_number(field: Field) -> FieldControl:
     low, high = _bounds(field)
     start = field.default if field.has_default else (low if low is not None else 0)
     slider = low is not None and high is not None
-    if slider:
+    if low is not None and high is not None:
         cls = widgets.IntSlider if integer else widgets.FloatSlider
         step = 1 if integer else (high - low) / 100
         inner: widgets.Widget = cls(value=start, min=low, max=high, step=step,
-                                    layout=widgets.Layout(width="360px"))
+                                    layout=widgets.Layout(width=_WIDE, max_width="420px"))
     else:
         inner = (widgets.IntText if integer else widgets.FloatText)(value=start,
                                                                      layout=widgets.Layout(width="160px"))
@@ -299,7 +341,7 @@ def control_for_number(field: Field) -> FieldControl:
             raise TypeError(f"expected a number, got {value!r}")
         if integer and value != int(value):
             raise ValueError(f"expected a whole number, got {value!r}")
-        if slider and not low <= value <= high:
+        if low is not None and high is not None and slider and not low <= value <= high:
             raise ValueError(f"outside the slider's range {low:g} to {high:g}")
         return value
 
@@ -314,11 +356,11 @@ def control_for_text(field: Field) -> FieldControl:
     start = field.default if field.has_default and isinstance(field.default, str) else ""
     placeholder = str(field.examples[0])[:120] if field.examples else NOT_SET
     if not long_text:
-        editor = widgets.Text(start, placeholder=placeholder, layout=widgets.Layout(width="420px"))
+        editor = widgets.Text(start, placeholder=placeholder, layout=widgets.Layout(width=_WIDE))
         return FieldControl(field, editor, read=_text_value, write=_text_shown)
     editor = widgets.Textarea(start, placeholder=placeholder, rows=4,
-                              layout=widgets.Layout(width="420px"))
-    counter = widgets.HTML(layout=widgets.Layout(width="90px"))
+                              layout=widgets.Layout(width=_WIDE))
+    counter = widgets.HTML(layout=widgets.Layout(flex="0 0 auto"))
 
     def count(text: str) -> None:
         limit = field.max_length
@@ -366,7 +408,7 @@ def control_for_list(field: Field) -> FieldControl:
     else:
         cls = {"integer": widgets.IntsInput, "number": widgets.FloatsInput}.get(
             field.item_type or "", widgets.TagsInput)
-        editor = cls(value=[], allow_duplicates=False, layout=widgets.Layout(width="420px"))
+        editor = cls(value=[], allow_duplicates=False, layout=widgets.Layout(width=_WIDE))
         if field.max_items is not None:
             editor.placeholder = f"up to {field.max_items}"
             editor.observe(_cap(field.max_items), "value")
@@ -394,7 +436,7 @@ def _cap(limit: int) -> Callable[[traitlets.Bunch], None]:
 def control_for_object(field: Field) -> FieldControl:
     """JSON text for objects and values of any type; text that is not JSON is a problem."""
     start = json.dumps(field.default) if field.has_default else ""
-    editor = widgets.Textarea(start, placeholder="JSON", rows=3, layout=widgets.Layout(width="420px"))
+    editor = widgets.Textarea(start, placeholder="JSON", rows=3, layout=widgets.Layout(width=_WIDE))
     control = FieldControl(field, editor, read=_json_value,
                            write=lambda value: "" if value is None else json.dumps(value))
 

@@ -14,19 +14,19 @@ video has arrived. Only remote URLs and posters are synced.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import mimetypes
 import threading
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict, TypeGuard
 
 import anywidget
 import traitlets
 
+from ..records import poster_src
+
 __all__ = ["CHUNK_BYTES", "CellState", "CompareGrid", "GridSource", "RateMessage", "VideoChunk",
-           "VideoRequest", "poster_uri"]
+           "VideoRequest"]
 
 _HERE = Path(__file__).parent
 _SAFE_SCHEMES = ("http://", "https://", "data:video/")
@@ -98,25 +98,7 @@ def safe_src(src: str | None) -> str | None:
     return text if text.lower().startswith(_SAFE_SCHEMES) else None
 
 
-def poster_uri(path: str | Path, *, width: int = POSTER_WIDTH) -> str | None:
-    """The video's first frame as a JPEG data URI at most `width` pixels wide, None if unreadable."""
-    import av
-    from PIL import Image
-
-    try:
-        with av.open(str(path)) as container:
-            image = next(container.decode(video=0)).to_image()
-    except (av.FFmpegError, OSError, StopIteration):
-        return None
-    if image.width > width:
-        image = image.resize((width, max(1, round(image.height * width / image.width))),
-                             Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.convert("RGB").save(out, format="JPEG", quality=70)
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def _is_id(value: Any) -> bool:
+def _is_id(value: Any) -> TypeGuard[int]:
     """Whether a value from the page is a history id (an int; JSON true would pass as 1)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -135,7 +117,8 @@ class CompareGrid(anywidget.AnyWidget):
 
     cells = traitlets.List(traitlets.Dict(), help="One CellState per job").tag(sync=True)
     rows = traitlets.List(traitlets.Unicode(), help="Row labels (values of the row axis)").tag(sync=True)
-    cols = traitlets.List(traitlets.Unicode(), help="Column labels (values of the column axis)").tag(sync=True)
+    cols = traitlets.List(traitlets.Unicode(),
+                          help="Column labels (values of the column axis)").tag(sync=True)
     row_axis = traitlets.Unicode("", help="Name of the axis laid out as rows").tag(sync=True)
     col_axis = traitlets.Unicode("", help="Name of the axis laid out as columns").tag(sync=True)
     notice = traitlets.Unicode("", help="The last problem with a message from the page").tag(sync=True)
@@ -168,11 +151,11 @@ class CompareGrid(anywidget.AnyWidget):
             self._files = files
             self.rows, self.cols = rows, cols
             if states != self.cells:
-                self.cells = states
+                self.cells = [dict(state) for state in states]
 
     def _poster(self, path: Path) -> str | None:
         if path not in self._posters:
-            self._posters[path] = poster_uri(path)
+            self._posters[path] = poster_src(None, None, str(path), size=POSTER_WIDTH)
         return self._posters[path]
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:

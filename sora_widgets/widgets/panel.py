@@ -1,16 +1,19 @@
 """The Panel: controls from the schema, live validation and cost, job cards, and the history tab.
 
 `sw.Panel()` in a cell is the whole playground. It never blocks the kernel: Generate submits a
-job on the package's job loop and returns, and the job's card follows it. Under the live view,
-a separate output shows a static HTML summary of the latest results, updated when a job starts
-or ends and hidden by its own CSS while the live view is on the page: a notebook saved and
-reopened without a kernel still shows the runs under the widget's "model not found"
-(`_ipython_display_`).
+job on the package's job loop and returns, and the job's card follows it. The Generate tab is
+the form (left) and the results, newest first (right); the two sit side by side on a wide cell
+and stack on a narrow one, by CSS flex wrapping alone (Python never knows the width).
+
+Under the live view, a separate output shows a static HTML summary of the latest results,
+updated when a job starts or ends. Its own CSS hides it while the live view is on the page, and
+hides the widget's output ("Error displaying widget: model not found") while the live view is
+not: a notebook saved and reopened without a kernel shows the runs and no error
+(`_ipython_display_`, `summary_html`).
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ from IPython.display import display
 from .._errors import SoraWidgetsError, ValidationError
 from ..backends import Backend, key_source
 from ..pricing import PRICES_AS_OF, estimate_cost, format_usd, price_for
+from ..records import html_text
 from ..schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, did_you_mean, schema_for
 from .controls import FieldControl, control_for, is_advanced
 
@@ -63,24 +67,26 @@ class Panel(widgets.VBox):
         self._advanced = set(advanced) if advanced is not None else None
         self.banner = widgets.HTML()
         self.status_banner = widgets.HTML()
-        self.picker = widgets.Dropdown(description="Endpoint", layout=widgets.Layout(width="520px"),
-                                       style={"description_width": "70px"})
+        self.picker = widgets.Dropdown(description="Endpoint", style={"description_width": "70px"},
+                                       layout=widgets.Layout(width="520px", max_width="100%"))
         self.other_endpoint = widgets.Text(placeholder="another endpoint id, or a path to its OpenAPI .json",
-                                           layout=widgets.Layout(width="360px"))
-        self.other_button = widgets.Button(description="Load", icon="download")
+                                           layout=widgets.Layout(width="360px", max_width="100%"))
+        self.other_button = widgets.Button(description="Load", icon="download",
+                                           layout=widgets.Layout(width="auto"))
         self.other_button.on_click(self._handle_other_endpoint)
         self.generate_button = widgets.Button(description="Generate", icon="play",
-                                              button_style="primary", disabled=True)
+                                              button_style="primary", disabled=True,
+                                              layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.generate_button.on_click(self._handle_generate)
-        self.cost = widgets.HTML()
+        self.cost = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
         self.status_line = widgets.HTML()
         self.cards_box = widgets.VBox()
         self.fields_box = widgets.VBox()
-        form = [self.fields_box, widgets.HBox([self.generate_button, self.cost], layout=widgets.Layout(
-            align_items="center", margin="6px 0")), self.status_line, self.cards_box]
+        self.no_results = widgets.HTML(
+            "<div style='color:#666;border:1px dashed #ccc;border-radius:6px;padding:24px 12px;"
+            "text-align:center'>Your video shows here: fill in the form and click Generate.</div>")
         self._history_box = widgets.VBox()
-        self.tabs = widgets.Tab([widgets.VBox(form), self._history_box],
-                                titles=("Generate", "History"))
+        self.tabs = widgets.Tab([self._workspace(), self._history_box], titles=("Generate", "History"))
         self.tabs.observe(self._handle_tab, "selected_index")
         chooser = widgets.HBox([self.picker, self.other_endpoint, self.other_button],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
@@ -92,6 +98,24 @@ class Panel(widgets.VBox):
         self._endpoints: dict[str, EndpointInfo] | None = None  # the picker's list, made once
         self._use_schema(schema_for(schema if schema is not None else endpoint), keep={})
         self.picker.observe(self._handle_pick, "value")
+
+    def _workspace(self) -> widgets.Box:
+        """The Generate tab: the form and the results, side by side while both fit their minimum
+        widths and stacked otherwise (CSS flex wrapping: no width is known in Python)."""
+        form = widgets.VBox([self.fields_box, widgets.HBox([self.generate_button, self.cost],
+                                                           layout=widgets.Layout(align_items="center",
+                                                                                 margin="6px 0")),
+                             self.status_line],
+                            layout=widgets.Layout(flex="1 1 340px", min_width="280px",
+                                                  max_width="600px", margin="0 16px 12px 0"))
+        form.add_class("sora-form")
+        results = widgets.VBox([self.no_results, self.cards_box],
+                               layout=widgets.Layout(flex="1 1 420px", min_width="280px"))
+        results.add_class("sora-results")
+        workspace = widgets.Box([form, results], layout=widgets.Layout(flex_flow="row wrap",
+                                                                       align_items="flex-start"))
+        workspace.add_class("sora-workspace")
+        return workspace
 
     # --- the endpoint -----------------------------------------------------------------------
 
@@ -182,7 +206,7 @@ class Panel(widgets.VBox):
         try:
             self.endpoint = spec
         except SoraWidgetsError as exc:
-            self.status_line.value = f"<span style='color:#b00'>{_text(str(exc))}</span>"
+            self.status_line.value = f"<span style='color:#b00'>{html_text(str(exc))}</span>"
             self._fill_picker()
 
     def _status_html(self) -> str:
@@ -190,17 +214,18 @@ class Panel(widgets.VBox):
         st = self.status
         since = f" on {st.since.isoformat()}" if st.since else ""
         if st.status == "retired":
-            return _box("#fde2e1", f"<b>{_text(st.endpoint_id)} was retired{since}.</b> "
-                        f"{_text(st.message)} Your past runs stay in the History tab. To generate, "
+            return _box("#fde2e1", f"<b>{html_text(st.endpoint_id)} was retired{since}.</b> "
+                        f"{html_text(st.message)} Your past runs stay in the History tab. To generate, "
                         "pick another model in the Endpoint menu above. "
-                        f"<small>Source: {_text(st.source)}</small>")
+                        f"<small>Source: {html_text(st.source)}</small>")
         if st.status == "deprecated":
-            return _box("#fff4d6", f"<b>{_text(st.endpoint_id)} is deprecated.</b> {_text(st.message)} "
-                        f"<small>Source: {_text(st.source)}</small>")
+            return _box("#fff4d6", f"<b>{html_text(st.endpoint_id)} is deprecated.</b> "
+                        f"{html_text(st.message)} "
+                        f"<small>Source: {html_text(st.source)}</small>")
         if st.status == "active":
-            return _box("#e9f7ec", f"Endpoint status: <b>active</b>. <small>{_text(st.message)} "
-                        f"Source: {_text(st.source)}</small>")
-        return _box("#f2f2f2", f"Endpoint status: <b>unknown</b>. <small>{_text(st.message)}</small>")
+            return _box("#e9f7ec", f"Endpoint status: <b>active</b>. <small>{html_text(st.message)} "
+                        f"Source: {html_text(st.source)}</small>")
+        return _box("#f2f2f2", f"Endpoint status: <b>unknown</b>. <small>{html_text(st.message)}</small>")
 
     # --- the request ------------------------------------------------------------------------
 
@@ -253,14 +278,14 @@ class Panel(widgets.VBox):
         for name, control in self.controls.items():
             message = messages.get(name, "")
             if message and control.value is None and name not in self._touched:
-                waiting.append(control.field.label)  # untouched and empty: no red yet
+                waiting.append(control.label)  # untouched and empty: no red yet
                 message = ""
-            control.message = f"{control.field.label} {message}" if message else ""
-        blocked = [c.field.label for c in self.controls.values() if c.problem]
+            control.message = f"{control.label} {message}" if message else ""
+        blocked = [c.label for c in self.controls.values() if c.problem]
         self.valid = not messages and not blocked
         self.generate_button.disabled = not self.valid
         self.status_line.value = (f"<small style='color:#666'>To generate, fill in: "
-                                  f"{html.escape(', '.join(waiting))}</small>"
+                                  f"{html_text(', '.join(waiting))}</small>"
                                   if waiting and not blocked else "")
         self.cost_usd = estimate_cost(self.schema, checked)
         self.cost.value = self._cost_html()
@@ -268,12 +293,15 @@ class Panel(widgets.VBox):
 
     def _cost_html(self) -> str:
         if self.cost_usd is None:
-            return "&nbsp;Estimated cost: <b>unknown</b> <small>(no published price for this request)</small>"
-        free = " <small>(the offline preview itself is free)</small>" if self.backend_name == "preview" else ""
+            return ("<div style='line-height:1.35;margin-left:8px'>Estimated cost: <b>unknown</b> "
+                    "<small>(no published price for this request)</small></div>")
+        preview = self.backend_name == "preview"
+        free = " <small>(the offline preview itself is free)</small>" if preview else ""
         price = price_for(self.schema, self.arguments)
         when = f"{price.source}, as of {price.as_of}" if price else f"as of {PRICES_AS_OF}"
-        return (f"&nbsp;Estimated cost: <b>{_text(format_usd(self.cost_usd))}</b> "
-                f"<small style='color:#666'>fal's price ({_text(when)})</small>{free}")
+        return (f"<div style='line-height:1.35;margin-left:8px'>Estimated cost: "
+                f"<b>{html_text(format_usd(self.cost_usd))}</b> "
+                f"<small style='color:#666'>fal's price ({html_text(when)})</small>{free}</div>")
 
     # --- where it runs ----------------------------------------------------------------------
 
@@ -299,12 +327,12 @@ class Panel(widgets.VBox):
         return f"fal.ai — key from {source}" if source else "fal.ai — no key found: set FAL_KEY"
 
     def _banner_html(self) -> str:
-        where = f" · endpoint <code>{html.escape(self.schema.endpoint_id)}</code>"
+        where = f" · endpoint <code>{html_text(self.schema.endpoint_id)}</code>"
         if "model" in self.controls and self.controls["model"].value is not None:
-            where += f" · model <code>{html.escape(str(self.controls['model'].value))}</code>"
+            where += f" · model <code>{html_text(str(self.controls['model'].value))}</code>"
         colour = "#fff4d6" if self.backend_name == "preview" else "#e8f3ff"
-        return (f"<div style='background:{colour};padding:4px 8px;border-radius:4px'>"
-                f"{html.escape(self.backend_text())}{where}</div>")
+        return (f"<div style='background:{colour};padding:4px 8px;border-radius:4px;line-height:1.4'>"
+                f"{html_text(self.backend_text())}{where}</div>")
 
     # --- running jobs -----------------------------------------------------------------------
 
@@ -322,6 +350,7 @@ class Panel(widgets.VBox):
         self.jobs.append(job)
         self.cards.insert(0, card)
         self.cards_box.children = (card, *self.cards_box.children)
+        self.no_results.layout.display = "none"
         self._update_summary()
         return job
 
@@ -329,7 +358,7 @@ class Panel(widgets.VBox):
         try:
             self.generate()
         except SoraWidgetsError as exc:
-            self.status_line.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.status_line.value = f"<span style='color:#b00'>{html_text(str(exc))}</span>"
 
     def _handle_job_event(self, job: Job, event: Any) -> None:
         if not event.is_final:
@@ -347,8 +376,8 @@ class Panel(widgets.VBox):
         self.arguments = {k: v for k, v in arguments.items() if k in self.controls}
         self.tabs.selected_index = 0
         if ignored:
-            self.status_line.value = (f"<small>Not fields of {html.escape(self.schema.endpoint_id)}"
-                                      f", left out: {html.escape(', '.join(ignored))}</small>")
+            self.status_line.value = (f"<small>Not fields of {html_text(self.schema.endpoint_id)}"
+                                      f", left out: {html_text(', '.join(ignored))}</small>")
 
     # --- history tab ------------------------------------------------------------------------
 
@@ -379,11 +408,16 @@ class Panel(widgets.VBox):
     def summary_html(self) -> str:
         """Static HTML of the latest results: what a saved notebook shows without a kernel.
 
-        Its CSS hides it (and its output's row) while this panel's live view is on the page."""
+        Its CSS hides it (and its output's row) while this panel's live view is on the page, and,
+        while the view is not (no kernel, or a new one without this panel's model), hides the
+        output just before it: the widget's, which then says "Error displaying widget"."""
         key = f"sora-panel-summary-{self.model_id}"
         live = f"body:has(.{self._live_class})"
-        style = f"<style>{live} .{key}, {live} .jp-OutputArea-child:has(.{key}) {{display: none}}</style>"
-        head = f"<div><b>sora-widgets panel</b> · {self._banner_html()}</div>"
+        gone = f"body:not(:has(.{self._live_class}))"
+        style = (f"<style>{live} .{key}, {live} .jp-OutputArea-child:has(.{key}) {{display: none}} "
+                 f"{gone} .jp-OutputArea-child:has(+ .jp-OutputArea-child .{key}) {{display: none}}"
+                 "</style>")
+        head = f"<div><b>sora-widgets panel</b>{self._banner_html()}</div>"
         if self.cards:
             body = "".join(card.static_html() for card in self.cards[:SUMMARY_RUNS])
         else:
@@ -417,12 +451,12 @@ class Panel(widgets.VBox):
         bundle = self._summary_bundle()
         publisher = getattr(get_ipython(), "display_pub", None)
         for parent in self._display_parents:
-            token = (publisher.set_thread_parent(parent)
-                     if parent is not None and hasattr(publisher, "set_thread_parent") else None)
+            token = (publisher.set_thread_parent(parent) if publisher is not None and parent is not None
+                     and hasattr(publisher, "set_thread_parent") else None)
             try:
                 display(bundle, raw=True, display_id=self._live_class, update=True)
             finally:
-                if token is not None:
+                if publisher is not None and token is not None:
                     publisher.reset_thread_parent(token)
 
     def __repr__(self) -> str:
@@ -430,13 +464,9 @@ class Panel(widgets.VBox):
                 f"runs={len(self.jobs)})")
 
 
-def _text(value: str) -> str:
-    """Plain text for HTML a notebook shows: escaped, and "$" kept from turning into LaTeX."""
-    return html.escape(value).replace("$", "&#36;")
-
-
 def _box(colour: str, inner: str) -> str:
-    return f"<div style='background:{colour};padding:4px 8px;border-radius:4px;margin:2px 0'>{inner}</div>"
+    return (f"<div style='background:{colour};padding:4px 8px;border-radius:4px;margin:2px 0;"
+            f"line-height:1.4'>{inner}</div>")
 
 
 def _picker_label(endpoint_id: str, status: str, origin: str) -> str:
