@@ -226,7 +226,8 @@ def test_an_outage_past_the_retry_deadline_leaves_the_row_resumable(
                     history=log, backend=backend)
     with pytest.raises(sw.GenerationError) as lost:
         job.result(timeout=60)
-    assert lost.value.kind == "server" and "sw.resume()" in str(lost.value)
+    # the last try ends on a 503 or on the deadline itself: either way only the contact was lost
+    assert lost.value.kind in ("server", "timeout") and "sw.resume()" in str(lost.value)
     row = log.get(job.history_id)
     assert row["status"] in ("queued", "running") and row["request_id"] == job.request_id
     assert row["owner"] is None  # released: any process may take it over
