@@ -16,9 +16,23 @@ never secrets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ._secrets import scrub_text
+
+#: every cause a GenerationError names, in one word; the views (cards, CLI) read these same words
+ErrorKind = Literal[
+    "validation", "content_policy", "ip_blocked", "credentials", "rate_limited", "timeout",
+    "cancelled", "server", "network", "lost_answer", "endpoint_unavailable", "not_found",
+    "already_completed", "rejected", "download", "media", "render", "internal", "interrupted",
+    "failed", "unknown", "error",
+]
+ERROR_KINDS: frozenset[str] = frozenset(get_args(ErrorKind))
+
+
+def error_kind(text: str | None) -> ErrorKind:
+    """A stored or reported kind as an ErrorKind ("error" for anything this release does not know)."""
+    return text if text in ERROR_KINDS else "error"  # type: ignore[return-value]  # narrowed by the set
 
 
 class SoraWidgetsError(Exception):
@@ -84,7 +98,7 @@ class GenerationError(SoraWidgetsError):
         self,
         message: str,
         *,
-        kind: str = "error",
+        kind: ErrorKind = "error",
         endpoint_id: str | None = None,
         request_id: str | None = None,
         history_id: int | None = None,

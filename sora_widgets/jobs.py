@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError, HistoryError, SoraWidgetsError
+from ._errors import GenerationError, HistoryError, SoraWidgetsError, error_kind
 from ._owner import this_process
 from ._runner import JobRunner, default_runner, max_jobs
 from ._secrets import scrub, secret_values
@@ -174,7 +174,8 @@ class Job:
             return gen
         cause = self._failure
         raise GenerationError(gen.error or f"The job ended {gen.status.value}.",
-                              kind=gen.error_type or gen.status.value, endpoint_id=self.endpoint_id,
+                              kind=error_kind(gen.error_type or gen.status.value),
+                              endpoint_id=self.endpoint_id,
                               request_id=gen.request_id, history_id=self.history_id, generation=gen,
                               field=cause.field if cause else None,
                               status_code=cause.status_code if cause else None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from .._errors import CredentialsError, GenerationError
+from .._errors import CredentialsError, ErrorKind, GenerationError
 
 #: names of fal error types / categories that mean "blocked as intellectual property" (unverified:
 #: fal documents only content_policy_violation; Sora's `detect_and_block_ip` may use either)
@@ -180,7 +180,7 @@ def _short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _error(ctx: Context, kind: str, message: str, *, status: int | None = None, field: str | None = None,
-           cls: type[GenerationError] = GenerationError) -> GenerationError:
+def _error(ctx: Context, kind: ErrorKind, message: str, *, status: int | None = None,
+           field: str | None = None, cls: type[GenerationError] = GenerationError) -> GenerationError:
     return cls(message, kind=kind, endpoint_id=ctx.endpoint_id, request_id=ctx.request_id,
                field=field, status_code=status)

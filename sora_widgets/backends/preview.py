@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import GenerationError
+from .._errors import GenerationError, error_kind
 from ..media import atomic_write, normalize_image
 from ..records import JobEvent
 from ..schema import looks_like_image
@@ -118,7 +118,8 @@ class PreviewBackend:
             await asyncio.wait({job.task})  # not cancelled if this caller gives up waiting
         if job.error is not None or job.result is None:
             kind, message = job.error or ("render", "the preview render ended without a video")
-            raise GenerationError(message, kind=kind, endpoint_id=endpoint_id, request_id=request_id)
+            raise GenerationError(message, kind=error_kind(kind), endpoint_id=endpoint_id,
+                                  request_id=request_id)
         return job.result
 
     async def cancel(self, endpoint_id: str, request_id: str) -> None:

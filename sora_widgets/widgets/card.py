@@ -30,7 +30,7 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from .._errors import GenerationError
+from .._errors import ErrorKind, GenerationError, error_kind
 from ..pricing import format_usd
 from ..records import (
     Generation,
@@ -60,7 +60,7 @@ Run = Generation | Mapping[str, Any]
 OnLoad = Callable[[dict[str, Any], str], None]
 
 #: the first words shown for each kind of failure, before the backend's own sentence
-_PLAIN = {
+_PLAIN: dict[ErrorKind, str] = {
     "cancelled": "Cancelled",
     "content_policy": "Refused by the content filter",
     "credentials": "fal did not accept the key",
@@ -175,7 +175,7 @@ def video_html(record: Run, *, embed: bool = False, width: int = 480) -> str:
 
 def plain_error(error_type: str | None, message: str | None) -> str:
     """A failure in plain words: what kind of failure, then the backend's sentence."""
-    lead = _PLAIN.get(error_type or "", "The generation failed")
+    lead = _PLAIN.get(error_kind(error_type), "The generation failed")
     if not message:
         return lead
     return message if message.lower().startswith(lead.lower()) else f"{lead}: {message}"
