@@ -68,6 +68,22 @@ def _require_chromium() -> None:
         pytest.fail("The playwright Python package is missing: pip install -e '.[test]'.")
 
 
+def _user_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A user's environment: no key, no SORA_WIDGETS_HOME (runs go beside the notebook), quiet
+    Lab settings, Jupyter's folders under `tmp_path`."""
+    settings = tmp_path / "lab-settings"
+    for name, values in LAB_SETTINGS.items():
+        path = settings / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items()
+           if k != "SORA_WIDGETS_HOME" and not k.startswith("FAL_KEY")}
+    env.update(JUPYTERLAB_SETTINGS_DIR=str(settings),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), **extra)
+    return env
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,17 +137,7 @@ def _jupyterlab(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Lab]:
     root = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", root,
                     ignore=shutil.ignore_patterns("sora_runs", ".ipynb_checkpoints", "*.html"))
-    settings = tmp_path / "lab-settings"
-    for name, values in LAB_SETTINGS.items():
-        path = settings / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values), encoding="utf-8")
-    # no SORA_WIDGETS_HOME: runs go beside the notebook, as for a user
-    env = {k: v for k, v in os.environ.items()
-           if k != "SORA_WIDGETS_HOME" and not k.startswith("FAL_KEY")}
-    env.update(JUPYTERLAB_SETTINGS_DIR=str(settings),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), **extra_env)
+    env = _user_environment(tmp_path, **extra_env)
     port, token = _free_port(), secrets.token_hex(16)
     log = tmp_path / "jupyterlab.log"
     command = [sys.executable, "-m", "jupyterlab", "--no-browser",

@@ -31,7 +31,6 @@ import nbformat
 import pytest
 from test_browser import (
     ARTIFACTS,
-    LAB_SETTINGS,
     PROMPT,
     ROOT,
     _chromium_page,
@@ -42,6 +41,7 @@ from test_browser import (
     _require_chromium,
     _run_menu,
     _stop,
+    _user_environment,
 )
 
 import sora_widgets
@@ -58,21 +58,6 @@ class Server:
     url: str
     root: Path
     log: Path
-
-
-def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A user's environment: no key, runs beside the notebook, quiet Lab settings."""
-    settings = tmp_path / "lab-settings"
-    for name, values in LAB_SETTINGS.items():
-        path = settings / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items()
-           if k != "SORA_WIDGETS_HOME" and not k.startswith("FAL_KEY")}
-    env.update(JUPYTERLAB_SETTINGS_DIR=str(settings),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), **extra)
-    return env
 
 
 def _copy_notebooks(target: Path) -> Path:
@@ -131,7 +116,7 @@ def test_notebook7_runs_the_quickstart_panel_and_plays_its_video(tmp_path: Path)
     if os.geteuid() == 0:
         argv.append("--allow-root")
     started = time.monotonic()
-    with _serve(argv, root=root, env=_environment(tmp_path), log=tmp_path / "notebook.log",
+    with _serve(argv, root=root, env=_user_environment(tmp_path), log=tmp_path / "notebook.log",
                 url=rf"http://127\.0\.0\.1:{port}/tree") as server, \
             _chromium_page("notebook7") as page:
         page.goto(f"http://127.0.0.1:{port}/notebooks/quickstart.ipynb?token={token}")
@@ -180,7 +165,7 @@ def _app(tmp_path: Path, *options: str) -> tuple[list[str], Path, dict[str, str]
     checkout = _checkout(tmp_path)
     argv = [sys.executable, "-m", "sora_widgets.cli", "app", *options, "--no-browser",
             f"--port={_free_port()}", "--Voila.port_retries=0", "--Voila.ip=127.0.0.1"]
-    return argv, checkout, _environment(tmp_path, PYTHONPATH=str(checkout))
+    return argv, checkout, _user_environment(tmp_path, PYTHONPATH=str(checkout))
 
 
 VOILA_URL = r"http://127\.0\.0\.1:\d+/"
@@ -251,7 +236,7 @@ def test_app_runs_the_quickstart_panel_and_plays_its_video(tmp_path: Path) -> No
 def _lab(tmp_path: Path) -> Iterator[Server]:
     """`sora-widgets lab --no-browser`, in a copy of the checkout, as a user starts it."""
     checkout = _checkout(tmp_path)
-    env = _environment(tmp_path, PYTHONPATH=str(checkout))
+    env = _user_environment(tmp_path, PYTHONPATH=str(checkout))
     argv = [sys.executable, "-m", "sora_widgets.cli", "lab", "--no-browser",
             f"--port={_free_port()}", "--ServerApp.port_retries=0"]
     url = r"http://127\.0\.0\.1:\d+/lab/tree/quickstart\.ipynb\?token=\w+"
