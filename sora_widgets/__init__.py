@@ -23,39 +23,39 @@ from ._errors import (
 )
 from ._version import __version__
 from .records import Generation, JobEvent, JobStatus
-from .schema import EndpointSchema, Field, bundled_endpoints, fetch_schema, load_schema
+from .schema.documents import EndpointSchema, Field, bundled_endpoints, fetch_schema, load_schema
 
 if TYPE_CHECKING:  # the lazy names below, as type checkers and editors should see them
-    from ._runner import JobRunner
     from .backends.fal import FalBackend
     from .backends.preview import PreviewBackend
-    from .endpoints import EndpointInfo, EndpointStatus, endpoint_status, find_endpoints
-    from .generation import generate, generate_async, resume, submit
-    from .history import History
-    from .jobs import Job
+    from .history.store import History
+    from .jobs.generation import generate, generate_async, resume, submit
+    from .jobs.job import Job
+    from .jobs.runner import JobRunner
     from .pricing import estimate_cost
-    from .sweeps import Sweep, sweep
-    from .video_metrics import generation_metrics as metrics
+    from .research.metrics import generation_metrics as metrics
+    from .research.sweeps import Sweep, sweep
+    from .schema.endpoints import EndpointInfo, EndpointStatus, endpoint_status, find_endpoints
     from .widgets.panel import Panel
 
 #: public names served lazily: name -> "module" or "module:attribute" that defines it
 _LAZY = {
-    "History": "history",
-    "EndpointInfo": "endpoints",
-    "EndpointStatus": "endpoints",
-    "endpoint_status": "endpoints",
-    "find_endpoints": "endpoints",
+    "History": "history.store",
+    "EndpointInfo": "schema.endpoints",
+    "EndpointStatus": "schema.endpoints",
+    "endpoint_status": "schema.endpoints",
+    "find_endpoints": "schema.endpoints",
     "estimate_cost": "pricing",
-    "Job": "jobs",
-    "JobRunner": "_runner",
-    "generate": "generation",
-    "generate_async": "generation",
-    "submit": "generation",
-    "resume": "generation",
+    "Job": "jobs.job",
+    "JobRunner": "jobs.runner",
+    "generate": "jobs.generation",
+    "generate_async": "jobs.generation",
+    "submit": "jobs.generation",
+    "resume": "jobs.generation",
     "Panel": "widgets.panel",
-    "Sweep": "sweeps",
-    "sweep": "sweeps",
-    "metrics": "video_metrics:generation_metrics",
+    "Sweep": "research.sweeps",
+    "sweep": "research.sweeps",
+    "metrics": "research.metrics:generation_metrics",
     "FalBackend": "backends.fal",
     "PreviewBackend": "backends.preview",
 }

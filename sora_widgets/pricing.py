@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import OfflineError, PlatformError, SchemaError, ValidationError
-from .schema import DURATION_FIELDS, EndpointSchema, load_schema, to_seconds
+from .schema.documents import DURATION_FIELDS, EndpointSchema, load_schema, to_seconds
 
 PRICES_AS_OF = "2026-11-25"  # when the Sora 2 prices were read; the others say their own date
 _READ_ON = {endpoint: "2026-12-01" for endpoint in (
@@ -123,7 +123,7 @@ def price_for(endpoint: EndpointSchema | str, arguments: Mapping[str, Any] | Non
 
 def _live_price(endpoint_id: str, *, online: bool | None) -> Price | None:
     """fal's unit price from the Platform API (cached a day); None without a key or an answer."""
-    from .platform import PlatformAPI
+    from .schema.platform import PlatformAPI
 
     api = PlatformAPI()
     if not (online or api.has_key) or time.monotonic() - _unreachable.get(api.base_url, -1e9) < 300:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sora_widgets import GenerationError, ValidationError
-from sora_widgets.browser_copy import browser_copy
+from sora_widgets.media.browser_copy import browser_copy
 
 SECONDS, FPS, RATE = 4.0, 24, 48_000
 TONE_HZ = 440.0

@@ -19,8 +19,8 @@ import pytest
 from fakefal import content_policy_error
 
 import sora_widgets as sw
-from sora_widgets._cli_format import PrintableStream, Progress, printable
-from sora_widgets.cli import _follow, main
+from sora_widgets.cli.commands import _follow, main
+from sora_widgets.cli.format import PrintableStream, Progress, printable
 from sora_widgets.records import JobEvent
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "example.png"

@@ -12,7 +12,7 @@ from test_any_endpoint import unseen_document
 
 import sora_widgets as sw
 from sora_widgets.history import History
-from sora_widgets.mapping import map_request
+from sora_widgets.schema.mapping import map_request
 
 SORA = "fal-ai/sora-2/image-to-video"
 SORA_T2V = "fal-ai/sora-2/text-to-video"

@@ -242,7 +242,7 @@ def test_a_hostile_platform_api_is_refused_and_the_bundled_knowledge_answers(
     """An HTML page where JSON should be, and a body over the cap: neither is taken as fal's word."""
     from fakefal import Fault
 
-    from sora_widgets.platform import MAX_ANSWER_BYTES, PlatformAPI
+    from sora_widgets.schema.platform import MAX_ANSWER_BYTES, PlatformAPI
 
     fakefal.add_fault("platform", Fault("nginx", status=200, body="<html><body>Welcome</body></html>"))
     page = sw.endpoint_status(KLING)

@@ -45,7 +45,13 @@ from test_browser import (
 )
 
 import sora_widgets
-from sora_widgets._jupyter import CONFIG_DIR, EXAMPLE_NOTEBOOKS, clean_notebook, pre_save_hook, server_command
+from sora_widgets.cli.jupyter import (
+    CONFIG_DIR,
+    EXAMPLE_NOTEBOOKS,
+    clean_notebook,
+    pre_save_hook,
+    server_command,
+)
 
 NOTEBOOKS = ROOT / "notebooks"
 SERVER_START_S = 120
@@ -386,7 +392,7 @@ def test_the_config_installs_the_hook_and_lets_voila_serve_media() -> None:
     config: Any = type("Config", (), {})()
     config.ContentsManager = type("Section", (), {})()
     exec((CONFIG_DIR / "jupyter_server_config.py").read_text(), {"get_config": lambda: config})
-    assert config.ContentsManager.pre_save_hook == "sora_widgets._jupyter.pre_save_hook"
+    assert config.ContentsManager.pre_save_hook == "sora_widgets.cli.jupyter.pre_save_hook"
     [allowed] = json.loads((CONFIG_DIR / "voila.json").read_text())["VoilaConfiguration"][
         "file_allowlist"]
     for name in ("sora_runs/media/videos/1.video.mp4", "a/b.webm", "x.JPG", "example.png"):
@@ -423,7 +429,7 @@ def test_app_command_runs_voila_on_the_notebook(tmp_path: Path) -> None:
 
 def test_extra_arguments_reach_the_server_and_others_are_refused(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from sora_widgets.cli import main
+    from sora_widgets.cli.commands import main
 
     assert main(["lab", "--dry-run", "--no-browser", "--port", "9999", "--",
                  "--ServerApp.ip=0.0.0.0"]) == 0
@@ -443,7 +449,7 @@ def test_an_installed_package_opens_a_copy_of_its_notebooks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Installed from a wheel (no checkout beside it), the notebooks are copied to a working
     folder once, so runs and saves never land in site-packages."""
-    from sora_widgets import _jupyter
+    from sora_widgets.cli import jupyter as _jupyter
 
     package = tmp_path / "site-packages" / "sora_widgets"
     shutil.copytree(NOTEBOOKS, package / "notebooks",

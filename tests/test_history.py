@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sora_widgets import history as history_module
 from sora_widgets._errors import HistoryError, ValidationError
 from sora_widgets._secrets import is_secret_name
 from sora_widgets.history import History
+from sora_widgets.history import store as history_module
 from sora_widgets.records import JobStatus
 
 I2V = "fal-ai/sora-2/image-to-video"
@@ -450,9 +450,8 @@ def test_explicit_media_columns_win_over_the_result(log: History) -> None:
     assert record["video_id"] is None  # a non-text id is not taken from the result
 
 
-def test_a_lock_held_too_long_is_a_clear_history_error(log: History, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sora_widgets._history_schema.BUSY_TIMEOUT_S", 0.2)
-    log.close()  # the next use reconnects with the short timeout
+def test_a_lock_held_too_long_is_a_clear_history_error(tmp_path: Path) -> None:
+    log = History(tmp_path / "h.sqlite", busy_timeout=0.2)
     holder = sqlite3.connect(log.path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:

@@ -83,7 +83,7 @@ def test_jsonl_export_reads_back_equal(log: History, tmp_path: Path) -> None:
 def test_parquet_export_reads_back_equal(log: History, tmp_path: Path) -> None:
     out = log.export(tmp_path / "runs.parquet")
     back = pd.read_parquet(out)
-    from sora_widgets._history_export import flat
+    from sora_widgets.history.export import flat
 
     pd.testing.assert_frame_equal(back, flat(log.to_dataframe()), check_dtype=False, check_categorical=False)
     assert isinstance(back["status"].dtype, pd.CategoricalDtype)

@@ -128,7 +128,7 @@ def test_no_key_photo_becomes_a_4_s_16_9_mp4_whose_first_frame_is_the_photo(
     import numpy as np
 
     from sora_widgets.media import probe_video
-    from sora_widgets.video_metrics import video_metrics
+    from sora_widgets.research.metrics import video_metrics
 
     rng = np.random.default_rng(7)
     photo = Image.fromarray(rng.integers(0, 255, (18, 32, 3), dtype=np.uint8)).resize(

@@ -12,7 +12,7 @@ from PIL import Image
 
 from sora_widgets._errors import GenerationError
 from sora_widgets.records import Generation, JobStatus
-from sora_widgets.video_metrics import generation_metrics, psnr, ssim, video_metrics
+from sora_widgets.research.metrics import generation_metrics, psnr, ssim, video_metrics
 
 W, H = 160, 90
 

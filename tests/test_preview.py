@@ -16,7 +16,7 @@ from sora_widgets._errors import GenerationError, ValidationError
 from sora_widgets.backends.base import Backend
 from sora_widgets.backends.preview import LABEL, PreviewBackend, camera_for, output_size
 from sora_widgets.media import probe_video
-from sora_widgets.video_metrics import video_metrics
+from sora_widgets.research.metrics import video_metrics
 
 I2V = "fal-ai/sora-2/image-to-video"
 T2V = "fal-ai/sora-2/text-to-video"

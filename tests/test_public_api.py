@@ -31,11 +31,11 @@ def test_every_public_name_resolves_in_a_fresh_process() -> None:
 
 def test_functions_stay_functions_after_their_modules_are_imported() -> None:
     import sora_widgets.jobs
-    import sora_widgets.sweeps
-    import sora_widgets.video_metrics  # noqa: F401
+    import sora_widgets.research.metrics
+    import sora_widgets.research.sweeps  # noqa: F401
 
     assert all(callable(getattr(sw, name)) for name in ("sweep", "metrics", "generate", "submit"))
-    assert sw.sweep.__module__ == "sora_widgets.sweeps"
+    assert sw.sweep.__module__ == "sora_widgets.research.sweeps"
 
 
 def test_every_public_error_derives_from_one_base() -> None:

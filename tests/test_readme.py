@@ -41,7 +41,7 @@ def test_the_two_commands_exist_and_ci_runs_the_test_command() -> None:
 
 
 def test_every_cli_command_is_documented() -> None:
-    from sora_widgets.cli import build_parser
+    from sora_widgets.cli.commands import build_parser
 
     parser = build_parser()
     import argparse

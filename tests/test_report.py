@@ -12,7 +12,7 @@ import pytest
 
 import sora_widgets as sw
 from sora_widgets.backends.preview import PreviewBackend
-from sora_widgets.report import reproduce_code
+from sora_widgets.research.report import reproduce_code
 
 EVIL = "<script>alert('owned')</script> a fox & a hen"
 MODELS = ["sora-2-2025-10-06", "sora-2-2025-12-08"]

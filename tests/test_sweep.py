@@ -19,7 +19,7 @@ from IPython.lib.pretty import pretty
 import sora_widgets as sw
 from sora_widgets._owner import this_process
 from sora_widgets.backends.preview import PreviewBackend
-from sora_widgets.sweeps import SweepPlan
+from sora_widgets.research.sweeps import SweepPlan
 
 MODELS = ["sora-2", "sora-2-2025-12-08", "sora-2-2025-10-06"]
 

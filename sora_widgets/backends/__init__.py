@@ -1,7 +1,8 @@
 """Backends run generations: `fal` through fal_client's queue, `preview` offline on this machine.
 
 `resolve_backend(None)` picks fal when a key is set (FAL_KEY, or FAL_KEY_ID with FAL_KEY_SECRET)
-and the offline preview otherwise, so a new user's first run always succeeds.
+and the offline preview otherwise, so a new user's first run always succeeds. May import the
+foundations, `schema` and `media`; the history only as a type (the fal upload cache is handed in).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .._secrets import key_source
 from .base import Backend
 
 if TYPE_CHECKING:
-    from ..history import History
+    from ..history.store import History
 
 __all__ = ["Backend", "FalBackend", "PreviewBackend", "key_source", "resolve_backend"]
 

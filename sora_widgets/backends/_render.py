@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, ValidationError
-from ..media import contact_sheet, load_image
-from ..schema import DURATION_FIELDS, looks_like_image, to_lines, to_ratio, to_seconds
+from ..media.inputs import contact_sheet, load_image
+from ..schema.documents import DURATION_FIELDS, looks_like_image, to_lines, to_ratio, to_seconds
 
 if TYPE_CHECKING:
     import av

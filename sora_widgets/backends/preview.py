@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import GenerationError, error_kind
-from ..media import atomic_write, normalize_image
+from ..media.inputs import atomic_write, normalize_image
 from ..records import JobEvent
-from ..schema import looks_like_image
+from ..schema.documents import looks_like_image
 from ._render import LABEL, RenderCancelled, camera_for, output_size, render_preview
 
 __all__ = ["LABEL", "PreviewBackend", "camera_for", "output_size", "render_preview"]

@@ -6,4 +6,4 @@
 # example notebooks of a sora-widgets checkout without their outputs, so running them leaves
 # `git status` clean. Your own notebooks keep their outputs.
 c = get_config()  # type: ignore[name-defined]  # noqa: F821 (Jupyter defines get_config for its config files)
-c.ContentsManager.pre_save_hook = "sora_widgets._jupyter.pre_save_hook"
+c.ContentsManager.pre_save_hook = "sora_widgets.cli.jupyter.pre_save_hook"

@@ -42,12 +42,12 @@ from ..records import (
     poster_src,
     shown_value,
 )
-from ..schema import DURATION_FIELDS, to_seconds
+from ..schema.documents import DURATION_FIELDS, to_seconds
 from .code import fal_client_code, sora_widgets_code
 
 if TYPE_CHECKING:
-    from ..history import History
-    from ..jobs import Job
+    from ..history.store import History
+    from ..jobs.job import Job
 
 __all__ = ["CopyButton", "ElapsedBar", "JobCard", "RunView", "facts_html", "plain_error",
            "run_html", "short_endpoint", "summary_line", "video_html"]

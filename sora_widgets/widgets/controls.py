@@ -25,7 +25,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..schema import Field
+from ..schema.documents import Field
 
 __all__ = ["FieldControl", "ImageInput", "OptionalValue", "control_for", "control_for_any",
            "control_for_boolean", "control_for_enum", "control_for_image", "control_for_integer",
@@ -213,7 +213,7 @@ class ImageInput(widgets.VBox):
         """Keep the uploaded image under media/inputs (by content hash) and point at that file."""
         if not change.new:
             return
-        from ..media import normalize_image
+        from ..media.inputs import normalize_image
 
         item = change.new[0]
         folder = self.media_dir or Path(os.environ.get("SORA_WIDGETS_HOME", "sora_runs")) / "media"

@@ -22,7 +22,7 @@ from ..records import JobStatus, poster_src
 from .card import OnLoad, RunView, model_name, run_html, short_endpoint, video_seconds
 
 if TYPE_CHECKING:
-    from ..history import History
+    from ..history.store import History
 
 __all__ = ["Gallery", "HistoryView", "record_html", "row_label", "short_endpoint", "tile"]
 

@@ -26,13 +26,13 @@ from .._errors import SoraWidgetsError, ValidationError
 from ..backends import Backend, key_source
 from ..pricing import PRICES_AS_OF, estimate_cost, format_usd, price_for
 from ..records import html_text
-from ..schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, did_you_mean, schema_for
+from ..schema.documents import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, did_you_mean, schema_for
 from .controls import FieldControl, control_for, is_advanced
 
 if TYPE_CHECKING:
-    from ..endpoints import EndpointInfo
-    from ..history import History
-    from ..jobs import Job
+    from ..history.store import History
+    from ..jobs.job import Job
+    from ..schema.endpoints import EndpointInfo
     from .card import JobCard
     from .history_view import HistoryView
 
@@ -56,7 +56,7 @@ class Panel(widgets.VBox):
                  advanced: Iterable[str] | None = None) -> None:
         """`endpoint` is an id, a path to an OpenAPI document or an EndpointSchema (so is
         `schema`); `advanced` names the fields to fold under "Advanced" (default: `is_advanced`)."""
-        from ..history import History
+        from ..history.store import History
 
         self.history = history if history is not None else History()
         self.backend = backend
@@ -134,9 +134,9 @@ class Panel(widgets.VBox):
 
     def _use_schema(self, schema: EndpointSchema, *, keep: Mapping[str, Any]) -> None:
         """Build the controls of `schema`, carry over the kept values it accepts, refresh all."""
-        from ..endpoints import endpoint_status
-        from ..mapping import target_field
-        from ..validation import problem_with
+        from ..schema.endpoints import endpoint_status
+        from ..schema.mapping import target_field
+        from ..schema.validation import problem_with
 
         self.schema = schema
         self.status = endpoint_status(schema.endpoint_id)
@@ -173,7 +173,7 @@ class Panel(widgets.VBox):
     def _fill_picker(self) -> None:
         """Bundled, cached and (with a key) fal's image-to-video endpoints, listed once per panel
         (and the current one if it is none of those), the current one chosen."""
-        from ..endpoints import find_endpoints
+        from ..schema.endpoints import find_endpoints
 
         if self._endpoints is None:
             self._endpoints = {e.endpoint_id: e for e in find_endpoints(category=None, online=False)}
@@ -340,7 +340,7 @@ class Panel(widgets.VBox):
         """Submit the current request and return its Job at once; its card follows it.
 
         Raises ValidationError (nothing sent) when the request is invalid."""
-        from ..generation import submit
+        from ..jobs.generation import submit
         from .card import JobCard
 
         job = submit(schema=self.schema, arguments=self.arguments, backend=self.backend,

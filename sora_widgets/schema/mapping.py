@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._errors import ValidationError
-from .schema import DURATION_FIELDS, EndpointSchema, Field, to_lines, to_ratio, to_seconds
+from .._errors import ValidationError
+from .documents import DURATION_FIELDS, EndpointSchema, Field, to_lines, to_ratio, to_seconds
 
 __all__ = ["ALIASES", "Mapped", "map_request", "target_field"]
 

@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._errors import SoraWidgetsError, ValidationError
-from ._owner import HEARTBEAT_S, this_process
+from .._errors import SoraWidgetsError, ValidationError
+from .._owner import HEARTBEAT_S, this_process
 
 if TYPE_CHECKING:
-    from .backends import Backend
-    from .history import History
-    from .jobs import Job
+    from ..backends import Backend
+    from ..history.store import History
+    from .job import Job
 
 __all__ = ["JobRunner", "default_runner", "max_jobs"]
 

@@ -17,15 +17,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Union
 
-from ._errors import OfflineError, SchemaError
-from ._home import run_home
-from ._values import _bounds_phrase, _show
+from .._errors import OfflineError, SchemaError
+from .._home import run_home
+from .._values import _bounds_phrase, _show
 
 # the value helpers live in _values; schema re-exports them for the modules that read fields
-from ._values import did_you_mean as did_you_mean
-from ._values import to_lines as to_lines
-from ._values import to_ratio as to_ratio
-from ._values import to_seconds as to_seconds
+from .._values import did_you_mean as did_you_mean
+from .._values import to_lines as to_lines
+from .._values import to_ratio as to_ratio
+from .._values import to_seconds as to_seconds
 
 LIVE_SCHEMA_URL = "https://fal.ai/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
 DEFAULT_ENDPOINT = "fal-ai/sora-2/image-to-video"
@@ -509,7 +509,7 @@ def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 1
     """
     import httpx
 
-    from ._http import TooMuch, bounded_request
+    from .._http import TooMuch, bounded_request
 
     address = url.format(endpoint_id=endpoint_id) if url else openapi_url(endpoint_id)
     try:

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from ._errors import GenerationError, ValidationError
+from .._errors import GenerationError, ValidationError
 
 __all__ = ["AUDIO_CODECS", "BrowserAudio", "browser_copy"]
 

@@ -19,15 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _history_export as export
-from . import _history_schema as schema
-from ._errors import HistoryError
-from ._history_records import HistoryRecord, advance, columns_from_result, decode
-from ._history_uploads import UploadCache
-from ._owner import Owner
-from ._secrets import scrub, secret_values
-from ._version import __version__
-from .records import JobStatus
+from .._errors import HistoryError
+from .._owner import Owner
+from .._secrets import scrub, secret_values
+from .._version import __version__
+from ..records import JobStatus
+from . import export
+from . import migrations as schema
+from .rows import HistoryRecord, advance, columns_from_result, decode
+from .uploads import UploadCache
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,14 +83,16 @@ class History:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 read_only: bool | None = None) -> None:
+                 read_only: bool | None = None, busy_timeout: float = schema.BUSY_TIMEOUT_S) -> None:
         """Open or create the history at `path`: a run folder (existing, or a name without a
         suffix) holding `history.sqlite`, or the file itself; None means `$SORA_WIDGETS_HOME`,
         else `./sora_runs`. A corrupt, foreign or newer file raises HistoryError here.
 
         A history in a folder this process cannot write (read_only=None finds out) opens for
-        reading: records, DataFrame, export and display work, and a write says why it cannot."""
+        reading: records, DataFrame, export and display work, and a write says why it cannot.
+        A write waits up to `busy_timeout` seconds while another process writes, then raises."""
         self._path = _file_path(path)
+        self._busy_timeout = busy_timeout
         self._read_only = _unwritable(self._path) if read_only is None else read_only
         if not self._read_only:
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,7 @@ class History:
             return cached[1]
         if cached is not None and cached[0][0] == key[0]:
             cached[1].close()  # left over from before close(); a forked child's copy is dropped
-        db = schema.connect(self._path, read_only=self._read_only)
+        db = schema.connect(self._path, read_only=self._read_only, busy_timeout=self._busy_timeout)
         db.row_factory = sqlite3.Row
         self._local.db = (key, db)
         return db

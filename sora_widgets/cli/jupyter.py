@@ -23,7 +23,7 @@ from urllib.parse import quote
 __all__ = ["CONFIG_DIR", "EXAMPLE_NOTEBOOKS", "WORKING_COPY", "ServerCommand", "clean_notebook",
            "example_notebook", "pre_save_hook", "server_command", "server_environment"]
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # the installed sora_widgets folder
 #: the folder put first on JUPYTER_CONFIG_PATH for the servers `sora-widgets` starts
 CONFIG_DIR = PACKAGE / "jupyter_config"
 #: the notebooks this project ships; in its own folders they are saved without outputs

@@ -11,10 +11,10 @@ from collections.abc import Iterator, MutableMapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from . import _history_schema as schema
+from . import migrations as schema
 
 if TYPE_CHECKING:
-    from .history import History
+    from .store import History
 
 DAY_S = 24 * 3600.0
 

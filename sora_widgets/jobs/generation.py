@@ -11,22 +11,22 @@ from collections.abc import Mapping
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CredentialsError, SchemaError, ValidationError
-from ._owner import owner_gone, this_process
-from ._runner import JobRunner, default_runner, max_jobs
-from .backends import Backend, resolve_backend
-from .jobs import EventCallback, Job
-from .records import Generation, JobStatus
-from .schema import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
+from .._errors import CredentialsError, SchemaError, ValidationError
+from .._owner import owner_gone, this_process
+from ..backends import Backend, resolve_backend
+from ..records import Generation, JobStatus
+from ..schema.documents import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
+from .job import EventCallback, Job
+from .runner import JobRunner, default_runner, max_jobs
 
 if TYPE_CHECKING:
-    from .history import History
+    from ..history.store import History
 
 __all__ = ["generate", "generate_async", "prepare_arguments", "resume", "submit"]
 
 
 def _history(history: History | None) -> History:
-    from .history import History
+    from ..history.store import History
 
     return history if history is not None else History()
 
@@ -40,7 +40,7 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
     """
     from pathlib import Path
 
-    from .media import limit_problems, normalize_image
+    from ..media.inputs import limit_problems, normalize_image
 
     arguments = dict(fields)
     image_columns: dict[str, Any] = {}
@@ -84,7 +84,7 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
     `cell_key` tie the row to a sweep's cell; `runner` is the JobRunner to run it on (the
     package's default one unless given).
     """
-    from .pricing import estimate_cost
+    from ..pricing import estimate_cost
 
     if arguments is not None and not isinstance(arguments, Mapping):
         raise ValidationError([("arguments", f"must be a mapping of field names to values, like "
@@ -156,7 +156,7 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
         job = _take_over(log, row, backend, runner)
         if job is not None:
             jobs.append(job)
-    from .media import remove_partials
+    from ..media.inputs import remove_partials
 
     remove_partials(log.media_dir / "videos")
     return jobs

@@ -29,16 +29,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError, HistoryError, SoraWidgetsError, error_kind
-from ._owner import this_process
-from ._runner import JobRunner, default_runner, max_jobs
-from ._secrets import scrub, secret_values
-from .backends import Backend
-from .records import Generation, JobEvent, JobStatus
-from .schema import EndpointSchema
+from .._errors import GenerationError, HistoryError, SoraWidgetsError, error_kind
+from .._owner import this_process
+from .._secrets import scrub, secret_values
+from ..backends import Backend
+from ..records import Generation, JobEvent, JobStatus
+from ..schema.documents import EndpointSchema
+from .runner import JobRunner, default_runner, max_jobs
 
 if TYPE_CHECKING:
-    from .history import History
+    from ..history.store import History
 
 __all__ = ["Job", "JobRunner", "job_loop", "live_job", "max_jobs"]
 
@@ -367,7 +367,7 @@ class Job:
         self.generation.status = status
 
     async def _complete(self, output: Mapping[str, Any]) -> None:
-        from .media import find_media
+        from ..media.inputs import find_media
 
         gen = self.generation
         gen.result = dict(output)
@@ -390,7 +390,7 @@ class Job:
         backend rendered itself (the offline preview) is linked. The main result (the first video,
         else the first image) must be kept, or the run fails with its URL and request id kept; an
         extra file that cannot be kept is noted in the logs."""
-        from .media import download, link_or_copy, remove_partials
+        from ..media.inputs import download, link_or_copy, remove_partials
 
         gen = self.generation
         folder = self.history.media_dir / "videos"

@@ -12,11 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ValidationError
-from ._values import _bounds_phrase, _show, did_you_mean, to_seconds
+from .._errors import ValidationError
+from .._values import _bounds_phrase, _show, did_you_mean, to_seconds
 
 if TYPE_CHECKING:
-    from .schema import EndpointSchema, Field
+    from .documents import EndpointSchema, Field
 
 _INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
 _NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")

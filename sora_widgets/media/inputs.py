@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeGuard, Union
 
-from ._errors import GenerationError, ValidationError
+from .._errors import GenerationError, ValidationError
 
 if TYPE_CHECKING:
     import httpx
@@ -595,7 +595,7 @@ def remove_partials(folder: Path, *, older_than_s: float = 0) -> int:
 
 def _writer_alive(pid_text: str | None) -> bool:
     """Whether another running process wrote a `.part` file (its pid is in the name)."""
-    from ._owner import pid_alive
+    from .._owner import pid_alive
 
     return pid_text is not None and int(pid_text) != os.getpid() and pid_alive(int(pid_text))
 

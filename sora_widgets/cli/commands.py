@@ -19,15 +19,22 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_format import PrintableStream, Progress, generation_summary, history_table, schema_listing
-from ._errors import GenerationError, SoraWidgetsError, ValidationError
-from ._version import __version__
-from .records import JobStatus
-from .schema import DEFAULT_ENDPOINT, EndpointSchema, Field, bundled_endpoints, load_schema, schema_for
+from .._errors import GenerationError, SoraWidgetsError, ValidationError
+from .._version import __version__
+from ..records import JobStatus
+from ..schema.documents import (
+    DEFAULT_ENDPOINT,
+    EndpointSchema,
+    Field,
+    bundled_endpoints,
+    load_schema,
+    schema_for,
+)
+from .format import PrintableStream, Progress, generation_summary, history_table, schema_listing
 
 if TYPE_CHECKING:
-    from .jobs import Job
-    from .records import Generation
+    from ..jobs.job import Job
+    from ..records import Generation
 
 __all__ = ["build_parser", "main"]
 
@@ -246,10 +253,10 @@ def _field_values(options: argparse.Namespace, schema: EndpointSchema) -> dict[s
 
 
 def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
-    from .backends import resolve_backend
-    from .generation import submit
-    from .history import History
-    from .pricing import estimate_cost, format_usd
+    from ..backends import resolve_backend
+    from ..history.store import History
+    from ..jobs.generation import submit
+    from ..pricing import estimate_cost, format_usd
 
     fields = _field_values(options, schema)
     arguments = schema.validate(fields)  # before anything is recorded; submit checks images
@@ -258,7 +265,7 @@ def _run_generate(options: argparse.Namespace, schema: EndpointSchema) -> int:
         print(f"estimated cost: {format_usd(estimate_cost(schema, arguments))}",
               file=sys.stderr)
         return 0
-    from .endpoints import endpoint_status
+    from ..schema.endpoints import endpoint_status
 
     log = History()
     backend = resolve_backend(options.backend, history=log)
@@ -287,7 +294,7 @@ def _follow(job: Job, progress: Progress) -> Generation:
 
 
 def _run_history(options: argparse.Namespace, _schema: None) -> int:
-    from .history import History
+    from ..history.store import History
 
     log = History()
     filters = {"status": options.status} if options.status else {}
@@ -308,8 +315,8 @@ def _runs(count: int) -> str:
 
 
 def _run_resume(options: argparse.Namespace, _schema: None) -> int:
-    from .generation import resume
-    from .history import History
+    from ..history.store import History
+    from ..jobs.generation import resume
 
     log = History()
     unfinished = [row["id"] for row in log.unfinished()]
@@ -340,7 +347,7 @@ def _run_resume(options: argparse.Namespace, _schema: None) -> int:
 
 
 def _run_endpoints(options: argparse.Namespace, _schema: None) -> int:
-    from .endpoints import find_endpoints
+    from ..schema.endpoints import find_endpoints
 
     category = None if options.category == "all" else options.category
     for info in find_endpoints(options.search, category=category):
@@ -370,7 +377,7 @@ def _add_server_options(command: argparse.ArgumentParser, server: str, default: 
 
 def _run_server(options: argparse.Namespace, _schema: None) -> int:
     """`lab` and `app`: start JupyterLab or Voila on a notebook, in place of this process."""
-    from ._jupyter import example_notebook, server_command
+    from .jupyter import example_notebook, server_command
 
     named = [arg for arg in options.extra if arg.endswith(".ipynb") and not arg.startswith("-")]
     if options.notebook is None and len(named) == 1:  # `sora-widgets app mine.ipynb`
@@ -398,6 +405,3 @@ def _run_server(options: argparse.Namespace, _schema: None) -> int:
 #: front end -> (its name, the module that runs it, the extra that installs it)
 _SERVERS = {"lab": ("JupyterLab", "jupyterlab", "lab"), "app": ("Voila", "voila", "app")}
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,14 +12,14 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GenerationError, ValidationError
-from .media import ImageInput, load_image, probe_video
-from .schema import DURATION_FIELDS, to_lines, to_ratio, to_seconds
+from .._errors import GenerationError, ValidationError
+from ..media.inputs import ImageInput, load_image, probe_video
+from ..schema.documents import DURATION_FIELDS, to_lines, to_ratio, to_seconds
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .records import Generation
+    from ..records import Generation
 
 #: frames are analysed for motion and flicker at most this wide (area-averaged, grayscale)
 ANALYSIS_WIDTH = 320

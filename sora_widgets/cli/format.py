@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .pricing import format_usd
-from .records import Generation, JobEvent
-from .schema import EndpointSchema, Field
+from ..pricing import format_usd
+from ..records import Generation, JobEvent
+from ..schema.documents import EndpointSchema, Field
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from ..jobs.job import Job
 
 __all__ = ["PrintableStream", "Progress", "generation_summary", "history_table", "printable",
            "schema_listing", "table"]

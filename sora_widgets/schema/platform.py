@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import OfflineError, PlatformError
-from ._home import cache_dir
-from ._http import TooMuch, bounded_request
-from ._secrets import key_source, scrub, secret_values
+from .._errors import OfflineError, PlatformError
+from .._home import cache_dir
+from .._http import TooMuch, bounded_request
+from .._secrets import key_source, scrub, secret_values
 
 DEFAULT_API_URL = "https://api.fal.ai/v1"
 CACHE_TTL_S = 24 * 3600.0

@@ -15,16 +15,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _history_schema as schema
-from ._errors import HistoryError
-from ._history_records import PATH_COLUMNS, absolute
-from .records import JobStatus, html_attr, html_text
+from .._errors import HistoryError
+from ..records import JobStatus, html_attr, html_text
+from . import migrations as schema
+from .rows import PATH_COLUMNS, absolute
 
 if TYPE_CHECKING:
     import pandas
     import pandas as pd
 
-    from .history import History
+    from .store import History
 
 _CATEGORIES = ("status", "backend", "endpoint_id", "model", "resolution", "aspect_ratio")
 _LEAD = ("id", "created_at", "status", "endpoint_id", "backend")  # first columns; arguments follow

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from . import _history_schema as schema
-from ._errors import HistoryError
-from .records import JobStatus
+from .._errors import HistoryError
+from ..records import JobStatus
+from . import migrations as schema
 
 
 class HistoryRecord(TypedDict):

@@ -23,9 +23,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ._errors import HistoryError, ValidationError
-from ._secrets import scrub
-from .records import JobStatus
+from .._errors import HistoryError, ValidationError
+from .._secrets import scrub
+from ..records import JobStatus
 
 FILENAME = "history.sqlite"
 APPLICATION_ID = 0x536F5261  # "SoRa": tells our files from every other SQLite file
@@ -87,8 +87,10 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 LATEST_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, read_only: bool = False,
+            busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     """Open `path`, check that it is a history this release can use, migrate it, enable WAL.
+    A write waits up to `busy_timeout` seconds for another process's write to end.
 
     Read-only, nothing is written: a folder nobody may write is read as it is (`immutable`), and a
     file that would need a migration is refused with the reason."""
@@ -98,14 +100,14 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     with ExitStack() as stack:
         try:
             if read_only:
-                db = _open_read_only(path)
+                db = _open_read_only(path, busy_timeout)
                 stack.callback(db.close)
                 if _version(db, path) != LATEST_VERSION:
                     raise HistoryError(f"{path} was written by an older sora_widgets and needs an "
                                        "upgrade, but it cannot be written here. Copy the run folder "
                                        "somewhere writable and open it there.", path=str(path))
             else:
-                db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
                 stack.callback(db.close)
                 _adopt(db, path)
                 # WAL lets readers run beside one writer; NORMAL sync keeps every commit across a
@@ -122,14 +124,14 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     return db
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def _open_read_only(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """A read-only connection; `immutable` where the folder cannot be written (no -shm file can
     be made there), so a run folder on a read-only disk or from an archive still reads."""
     import urllib.parse
 
     immutable = "" if os.access(path.parent, os.W_OK) else "&immutable=1"
     uri = f"file:{urllib.parse.quote(str(path))}?mode=ro{immutable}"
-    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    return sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
 
 
 def _adopt(db: sqlite3.Connection, path: Path) -> None:

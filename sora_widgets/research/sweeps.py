@@ -18,8 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BudgetError, GenerationError, SoraWidgetsError, ValidationError
-from ._sweep_plan import (
+from .._errors import BudgetError, GenerationError, SoraWidgetsError, ValidationError
+from ..backends import Backend, resolve_backend
+from ..jobs.generation import resume, submit
+from ..jobs.job import Job, max_jobs
+from ..pricing import format_usd
+from ..records import JobEvent, JobStatus, media_src
+from ..schema.documents import DEFAULT_ENDPOINT, EndpointSpec, bundled_endpoints, schema_for
+from .plan import (
     ENDPOINT_AXIS,
     Cell,
     SweepPlan,
@@ -30,19 +36,13 @@ from ._sweep_plan import (
     shown_value,
     split_axes,
 )
-from .backends import Backend, resolve_backend
-from .generation import resume, submit
-from .jobs import Job, max_jobs
-from .pricing import format_usd
-from .records import JobEvent, JobStatus, media_src
-from .schema import DEFAULT_ENDPOINT, EndpointSpec, bundled_endpoints, schema_for
 
 if TYPE_CHECKING:
     import matplotlib.figure
     import pandas as pd
 
-    from .history import History
-    from .widgets.grid import CompareGrid
+    from ..history.store import History
+    from ..widgets.grid import CompareGrid
 
 __all__ = ["Cell", "Sweep", "SweepPlan", "sweep"]
 
@@ -70,7 +70,7 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
     later). `wait=True` returns once every job ended. Nothing is printed: the returned Sweep shows
     its plan (with each endpoint's mapping) and status when a notebook displays it.
     """
-    from .history import History
+    from ..history.store import History
 
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ValidationError([("repeat", f"must be a whole number >= 1 (got {repeat!r})")])
@@ -158,7 +158,7 @@ class Sweep:
         Submitted jobs still under way are followed by request id; cells that never got a row, or
         whose row died before it was sent, are submitted now. Ended cells are left as they are.
         """
-        from .history import History
+        from ..history.store import History
 
         log = history if history is not None else History()
         path = _plans_dir(log) / f"{sweep_id}.json"
@@ -358,7 +358,7 @@ class Sweep:
                 self._metrics.update(self._load_metrics())
             if history_id in self._metrics:
                 return self._metrics[history_id]
-        from .video_metrics import video_metrics
+        from .metrics import video_metrics
 
         fields = self._schemas[cell.endpoint_id]
         image = next((v for k, v in cell.arguments.items()
@@ -425,7 +425,7 @@ class Sweep:
         (else the first axis), and rows the `prompt` axis (else the next axis); other axes and
         repeats stack inside each cell.
         """
-        from .widgets.grid import CompareGrid
+        from ..widgets.grid import CompareGrid
 
         rows, cols = self.grid_axes(rows, cols)
         return CompareGrid(self, rows=rows, cols=cols)

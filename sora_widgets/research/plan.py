@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._errors import ValidationError
-from .mapping import ALIASES, Mapped, map_request, target_field
-from .pricing import estimate_cost, format_usd
-from .records import html_attr, html_text, shown_value
-from .schema import EndpointSchema, did_you_mean, load_schema
+from .._errors import ValidationError
+from ..pricing import estimate_cost, format_usd
+from ..records import html_attr, html_text, shown_value
+from ..schema.documents import EndpointSchema, did_you_mean, load_schema
+from ..schema.mapping import ALIASES, Mapped, map_request, target_field
 
 __all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "html_attr", "html_table", "html_text",
            "normalize_images", "plan_cells", "shown_value", "split_axes"]
@@ -242,7 +242,7 @@ def split_axes(schemas: Mapping[str, EndpointSchema], given: Mapping[str, Any]
 def normalize_images(schemas: Mapping[str, EndpointSchema], axes: dict[str, list[Any]],
                      fixed: dict[str, Any], media_dir: Path) -> None:
     """Replace local image inputs by their stored copies, so the plan is plain JSON and stable."""
-    from .media import normalize_image
+    from ..media.inputs import normalize_image
 
     def one(name: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):

@@ -16,8 +16,8 @@ from datetime import date, datetime
 from importlib import resources
 from typing import Any, Literal
 
-from ._errors import OfflineError, PlatformError, SchemaError
-from .schema import bundled_endpoints, cached_endpoints
+from .._errors import OfflineError, PlatformError, SchemaError
+from .documents import bundled_endpoints, cached_endpoints
 
 __all__ = ["EndpointInfo", "EndpointStatus", "endpoint_status", "find_endpoints", "known_endpoints"]
 
@@ -161,7 +161,7 @@ def find_endpoints(search: str | None = None, category: str | None = "image-to-v
 def _local_info(endpoint_id: str, origin: str) -> EndpointInfo:
     """What the bundled knowledge (else the endpoint's own document) says about a local endpoint;
     known endpoints are described without reading their documents, so a panel opens fast."""
-    from .schema import load_schema
+    from .documents import load_schema
 
     own = known_endpoints()["endpoints"].get(endpoint_id)
     category, title = _category_from_id(endpoint_id), (own or {}).get("display_name")

@@ -1,0 +1,14 @@
+"""Jobs: one generation's life, from validated arguments to a finished history row.
+
+Owns the `JobRunner` (the loop thread, the concurrency limit, the live jobs, the history and
+download threads, the heartbeat, the backend cache), the `Job` and its status moves, and the
+generation helper (`generate`, `submit`, `resume`). May import the foundations, `schema`,
+`media`, `history` and `backends`; never `widgets` or `research`.
+"""
+
+from .generation import generate, generate_async, prepare_arguments, resume, submit
+from .job import Job, job_loop, live_job
+from .runner import JobRunner, default_runner, max_jobs
+
+__all__ = ["Job", "JobRunner", "default_runner", "generate", "generate_async", "job_loop", "live_job",
+           "max_jobs", "prepare_arguments", "resume", "submit"]

@@ -1,0 +1,23 @@
+"""Endpoint schemas: what an endpoint accepts, and whether it still runs.
+
+Owns the OpenAPI documents (bundled, cached or fetched), `EndpointSchema` and `Field`, argument
+validation, the cross-model argument mapping, fal's Platform API client and the endpoint
+catalog with each endpoint's status. May import only the foundations (`_errors`, `_values`,
+`_http`, `_home`, `_secrets`, `records`).
+"""
+
+from .documents import (
+    DEFAULT_ENDPOINT,
+    UNSET,
+    EndpointSchema,
+    EndpointSpec,
+    Field,
+    bundled_endpoints,
+    cached_endpoints,
+    fetch_schema,
+    load_schema,
+    schema_for,
+)
+
+__all__ = ["DEFAULT_ENDPOINT", "UNSET", "EndpointSchema", "EndpointSpec", "Field", "bundled_endpoints",
+           "cached_endpoints", "fetch_schema", "load_schema", "schema_for"]
