@@ -4,6 +4,7 @@
     ├── ValidationError (also ValueError)   bad arguments, caught before anything is sent
     ├── SchemaError                          a schema that cannot be read or found
     │   └── OfflineError                     a live document needed but the network is unreachable
+    ├── NotFoundError (also KeyError)        no such history row, saved sweep, field or upload
     ├── PlatformError                        fal's Platform API (models, prices) answered an error
     ├── BudgetError (also ValueError)        a sweep whose estimate exceeds its budget
     ├── GenerationError                      a job that failed, was cancelled or could not be followed
@@ -66,6 +67,20 @@ class SchemaError(SoraWidgetsError):
 
 class OfflineError(SchemaError):
     """A live document or service was needed but could not be reached."""
+
+
+class NotFoundError(SoraWidgetsError, KeyError):
+    """Something asked for by id or name does not exist: a history row, a saved sweep, a field.
+
+    Also a KeyError, so `except KeyError` and `dict`-like lookups keep working; `.key` is what
+    was asked for."""
+
+    def __init__(self, message: str, *, key: Any = None) -> None:
+        self.key = key
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 class PlatformError(SoraWidgetsError):
