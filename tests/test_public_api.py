@@ -10,7 +10,7 @@ import sora_widgets as sw
 EXPECTED = {
     "BudgetError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "FalBackend", "Field",
     "Generation", "GenerationError", "History", "HistoryError", "Job", "JobEvent", "JobRunner", "JobStatus",
-    "OfflineError", "Panel", "PlatformError", "PreviewBackend", "SchemaError", "SoraWidgetsError", "Sweep",
+    "NotFoundError", "OfflineError", "Panel", "PlatformError", "PreviewBackend", "SchemaError", "SoraWidgetsError", "Sweep",
     "ValidationError", "__version__", "bundled_endpoints", "endpoint_status", "estimate_cost",
     "fetch_schema", "find_endpoints", "generate", "generate_async",
     "load_schema", "metrics", "resume", "submit", "sweep",
