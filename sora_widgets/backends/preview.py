@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import GenerationError, error_kind
+from .._home import run_home
 from ..media.inputs import atomic_write, normalize_image
 from ..records import JobEvent
 from ..schema.documents import looks_like_image
@@ -59,8 +60,7 @@ class PreviewBackend:
                  speed: float | None = None, fps: int = 24, scale: float = 1.0) -> None:
         """`speed` caps rendering at that many seconds of video per wall second (None: flat out);
         `scale` renders at a fraction of the requested size (quick looks and tests)."""
-        home = Path(os.environ.get("SORA_WIDGETS_HOME", "sora_runs"))
-        self.media_dir = Path(media_dir if media_dir is not None else home / "media").resolve()
+        self.media_dir = Path(media_dir if media_dir is not None else run_home() / "media").resolve()
         self.folder = self.media_dir / "preview"
         self.queue_s, self.speed, self.fps, self.scale = queue_s, speed, fps, scale
         self._jobs: dict[str, _Job] = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import HistoryError
+from .._home import run_home
 from .._owner import Owner
 from .._secrets import scrub, secret_values
 from .._version import __version__
@@ -67,7 +68,7 @@ def _file_path(path: str | os.PathLike[str] | None) -> Path:
     """The SQLite file meant by `path`: a folder (existing, or a name without a suffix) holds
     `history.sqlite`; None means `$SORA_WIDGETS_HOME`, else `./sora_runs`, read now."""
     if path is None:
-        path = os.environ.get("SORA_WIDGETS_HOME") or "sora_runs"
+        path = run_home()
     target = Path(path).expanduser()
     if target.is_dir() or not target.suffix:
         target = target / schema.FILENAME

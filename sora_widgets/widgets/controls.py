@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
+from .._home import run_home
 from ..schema.documents import Field
 
 __all__ = ["FieldControl", "ImageInput", "OptionalValue", "control_for", "control_for_any",
@@ -216,7 +216,7 @@ class ImageInput(widgets.VBox):
         from ..media.inputs import normalize_image
 
         item = change.new[0]
-        folder = self.media_dir or Path(os.environ.get("SORA_WIDGETS_HOME", "sora_runs")) / "media"
+        folder = self.media_dir or run_home() / "media"
         image = normalize_image(bytes(item["content"]), media_dir=folder)
         self.value = image.value
         self.upload.value = ()  # the bytes are on disk now; keep them out of the widget state
