@@ -2,8 +2,9 @@
 
 With a key, `GET /v1/models/pricing` answers (cached for a day in the run folder, with the time
 it was read); without one, or offline, the bundled table below answers, dated `PRICES_AS_OF`.
-`set_price` replaces an entry for this process. An estimate is `None` (shown as "unknown", never
-as $0) when the price, its unit or the length of the video is not known.
+`set_price` replaces an entry in the process's `PriceTable` (or make your own and pass it as
+`prices=`). An estimate is `None` (shown as "unknown", never as $0) when the price, its unit or
+the length of the video is not known.
 
 Sources of the bundled table (read 2026-11-25 for Sora 2, 2026-12-01 for the others): fal's
 llms.txt and API reference pages for each endpoint, e.g.
@@ -64,16 +65,51 @@ _PUBLISHED_PER_VIDEO: dict[str, dict[str, float]] = {
     "fal-ai/wan/v2.2-a14b/image-to-video/turbo": {"720p": 0.10, "580p": 0.075, "480p": 0.05},
 }
 
-_prices: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED)
-_per_video: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED_PER_VIDEO)
-_overridden: set[str] = set()  # endpoints whose price set_price replaced: the live price yields
-_unreachable: dict[str, float] = {}  # Platform API base URL -> when it last failed (monotonic)
+class PriceTable:
+    """The offline prices one process uses: the published table plus its `set` overrides, and
+    when fal's pricing API last failed (so a dead Platform API does not stall every keystroke).
+
+    `default_prices()` is the process's table (what `set_price` changes); a test or a notebook
+    comparing price assumptions makes its own and passes it as `prices=`."""
+
+    def __init__(self) -> None:
+        self.per_second: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED)
+        self.per_video: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED_PER_VIDEO)
+        self.overridden: set[str] = set()  # endpoints whose price `set` replaced: the live price yields
+        self.unreachable: dict[str, float] = {}  # Platform API base URL -> when it last failed (monotonic)
+
+    def __repr__(self) -> str:
+        endpoints = len(self.per_second) + len(self.per_video)
+        return f"PriceTable({endpoints} endpoints, {len(self.overridden)} set)"
+
+    def set(self, endpoint_id: str, usd_per_second: float, resolution: str | None = None) -> None:
+        """Override a price: one resolution's (other resolutions keep theirs), or with
+        `resolution=None` the endpoint's price at every resolution."""
+        is_number = isinstance(usd_per_second, (int, float)) and not isinstance(usd_per_second, bool)
+        if not (is_number and math.isfinite(usd_per_second) and usd_per_second >= 0):
+            problem = f"must be a finite number >= 0, got {usd_per_second!r}"
+            raise ValidationError([("usd_per_second", problem)])
+        self.overridden.add(endpoint_id)
+        self.per_video.pop(endpoint_id, None)
+        if resolution is None:
+            self.per_second[endpoint_id] = {ANY_RESOLUTION: float(usd_per_second)}
+        else:
+            self.per_second.setdefault(endpoint_id, {})[resolution] = float(usd_per_second)
 
 
-def price_per_second(endpoint_id: str, resolution: str | None = None) -> float | None:
+_default = PriceTable()
+
+
+def default_prices() -> PriceTable:
+    """The process's price table: the one `set_price` changes and estimates use by default."""
+    return _default
+
+
+def price_per_second(endpoint_id: str, resolution: str | None = None, *,
+                     prices: PriceTable | None = None) -> float | None:
     """USD per second of video for `endpoint_id` at `resolution` (its default when None), or None
     when no price is known."""
-    rates = _prices.get(endpoint_id)
+    rates = (prices or _default).per_second.get(endpoint_id)
     if rates is None:
         return None
     if resolution is None:
@@ -100,38 +136,40 @@ _PER_OUTPUT = {"video", "videos", "request", "requests", "generation", "generati
 
 
 def price_for(endpoint: EndpointSchema | str, arguments: Mapping[str, Any] | None = None, *,
-              online: bool | None = None) -> Price | None:
+              online: bool | None = None, prices: PriceTable | None = None) -> Price | None:
     """The price of `endpoint` for these arguments: fal's live unit price when a key is set
-    (unless `online=False`), else the bundled table; None when neither knows it."""
+    (unless `online=False`), else the bundled table (`prices`, else the process's); None when
+    neither knows it."""
+    table = prices or _default
     endpoint_id = endpoint if isinstance(endpoint, str) else endpoint.endpoint_id
     resolution = (arguments or {}).get("resolution")
-    if online is not False and endpoint_id not in _overridden:
-        live = _live_price(endpoint_id, online=online)
+    if online is not False and endpoint_id not in table.overridden:
+        live = _live_price(endpoint_id, online=online, table=table)
         if live is not None:
             return live
-    per_video = _per_video.get(endpoint_id)
+    per_video = table.per_video.get(endpoint_id)
     if per_video is not None:
         resolution = resolution if resolution is not None else _default_resolution(endpoint_id)
         rate = per_video.get(str(resolution)) if resolution is not None else None
         rate = rate if rate is not None else per_video.get(ANY_RESOLUTION)
         if rate is not None:
             return Price(rate, "video", _READ_ON.get(endpoint_id, PRICES_AS_OF), "bundled table")
-    rate = price_per_second(endpoint_id, resolution)
-    when = _READ_ON.get(endpoint_id, PRICES_AS_OF) if endpoint_id not in _overridden else "set_price"
+    rate = price_per_second(endpoint_id, resolution, prices=table)
+    when = _READ_ON.get(endpoint_id, PRICES_AS_OF) if endpoint_id not in table.overridden else "set_price"
     return None if rate is None else Price(rate, "second", when, "bundled table")
 
 
-def _live_price(endpoint_id: str, *, online: bool | None) -> Price | None:
+def _live_price(endpoint_id: str, *, online: bool | None, table: PriceTable) -> Price | None:
     """fal's unit price from the Platform API (cached a day); None without a key or an answer."""
     from .schema.platform import PlatformAPI
 
     api = PlatformAPI()
-    if not (online or api.has_key) or time.monotonic() - _unreachable.get(api.base_url, -1e9) < 300:
+    if not (online or api.has_key) or time.monotonic() - table.unreachable.get(api.base_url, -1e9) < 300:
         return None
     try:
         answer = api.prices([endpoint_id])
     except (OfflineError, PlatformError):
-        _unreachable[api.base_url] = time.monotonic()  # do not stall every keystroke on it
+        table.unreachable[api.base_url] = time.monotonic()  # do not stall every keystroke on it
         return None
     for entry in answer.get("prices", []):
         unit = str(entry.get("unit", "")).lower()
@@ -146,12 +184,13 @@ def _live_price(endpoint_id: str, *, online: bool | None) -> Price | None:
 
 
 def estimate_cost(endpoint: EndpointSchema | str, arguments: Mapping[str, Any], *,
-                  source_duration_s: float | None = None, online: bool | None = None) -> float | None:
+                  source_duration_s: float | None = None, online: bool | None = None,
+                  prices: PriceTable | None = None) -> float | None:
     """Estimated USD for one request with `arguments`, or None when the price or the video's
     length is unknown (an unknown endpoint or resolution, a per-second price for an endpoint
     whose length cannot be told, or a remix without `source_duration_s`)."""
     endpoint_id = endpoint if isinstance(endpoint, str) else endpoint.endpoint_id
-    price = price_for(endpoint, arguments, online=online)
+    price = price_for(endpoint, arguments, online=online, prices=prices)
     if price is None:
         return None
     if price.unit == "video":
@@ -180,28 +219,15 @@ def _schema_or_none(endpoint_id: str) -> EndpointSchema | None:
 
 
 def set_price(endpoint_id: str, usd_per_second: float, resolution: str | None = None) -> None:
-    """Override a price for this process: one resolution's (other resolutions keep theirs), or
-    with `resolution=None` the endpoint's price at every resolution. `reset_prices()` undoes it."""
-    is_number = isinstance(usd_per_second, (int, float)) and not isinstance(usd_per_second, bool)
-    if not (is_number and math.isfinite(usd_per_second) and usd_per_second >= 0):
-        problem = f"must be a finite number >= 0, got {usd_per_second!r}"
-        raise ValidationError([("usd_per_second", problem)])
-    _overridden.add(endpoint_id)
-    _per_video.pop(endpoint_id, None)
-    if resolution is None:
-        _prices[endpoint_id] = {ANY_RESOLUTION: float(usd_per_second)}
-    else:
-        _prices.setdefault(endpoint_id, {})[resolution] = float(usd_per_second)
+    """Override a price for this process (`PriceTable.set` on `default_prices()`);
+    `reset_prices()` undoes it."""
+    _default.set(endpoint_id, usd_per_second, resolution)
 
 
 def reset_prices() -> None:
     """Forget every `set_price` override and go back to the published table."""
-    _prices.clear()
-    _prices.update(copy.deepcopy(_PUBLISHED))
-    _per_video.clear()
-    _per_video.update(copy.deepcopy(_PUBLISHED_PER_VIDEO))
-    _overridden.clear()
-    _unreachable.clear()
+    global _default
+    _default = PriceTable()
 
 
 def format_usd(amount: float | None) -> str:

@@ -10,8 +10,11 @@ import pytest
 from sora_widgets import ValidationError
 from sora_widgets.pricing import (
     PRICES_AS_OF,
+    PriceTable,
+    default_prices,
     estimate_cost,
     format_usd,
+    price_for,
     price_per_second,
     reset_prices,
     set_price,
@@ -106,6 +109,15 @@ def test_reset_restores_the_published_table() -> None:
     reset_prices()
     assert estimate_cost(I2V, {"duration": 4}) == pytest.approx(0.40)
     assert estimate_cost(I2V_PRO, {"duration": 4, "resolution": "720p"}) == pytest.approx(1.20)
+
+
+def test_a_table_of_ones_own_changes_nothing_else() -> None:
+    mine = PriceTable()
+    mine.set(I2V, 1.0)
+    assert estimate_cost(I2V, {"duration": 4}, prices=mine) == pytest.approx(4.0)
+    assert estimate_cost(I2V, {"duration": 4}) == pytest.approx(0.40)  # the process's table
+    assert price_for(I2V, prices=mine, online=False).source == "bundled table"
+    assert default_prices() is not mine and I2V not in default_prices().overridden
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), True, "0.1"])
