@@ -24,7 +24,8 @@ from ._errors import (
 )
 from ._version import __version__
 from .records import Generation, JobEvent, JobStatus
-from .schema.documents import EndpointSchema, Field, bundled_endpoints, fetch_schema, load_schema
+from .schema.documents import EndpointSchema, bundled_endpoints, fetch_schema, load_schema
+from .schema.fields import Field
 
 if TYPE_CHECKING:  # the lazy names below, as type checkers and editors should see them
     from .backends.fal import FalBackend

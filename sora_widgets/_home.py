@@ -1,6 +1,7 @@
 """Where a run folder lives: `$SORA_WIDGETS_HOME` when set and not empty, else `./sora_runs`.
 
-Read at each call, so a notebook that sets the variable after import is honoured.
+Read at each call, so a notebook that sets the variable after import is honoured. Paths in it are
+shown relative to the working folder (`sora_runs/history.sqlite`) by `shown_path`.
 """
 
 from __future__ import annotations
@@ -17,3 +18,11 @@ def run_home() -> Path:
 def cache_dir() -> Path:
     """The folder for cached documents from fal (schemas, endpoint status, prices, model lists)."""
     return run_home() / "cache"
+
+
+def shown_path(path: Path) -> str:
+    """`path` as shown to a person: relative to the working folder when inside it, else as it is."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):  # outside the working folder, or that folder is gone
+        return str(path)

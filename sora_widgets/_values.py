@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .schema.documents import Field
+    from .schema.fields import Field
 
 __all__ = ["did_you_mean", "to_lines", "to_ratio", "to_seconds"]
 

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import OfflineError, PlatformError, SchemaError, ValidationError
-from .schema.documents import DURATION_FIELDS, EndpointSchema, load_schema, to_seconds
+from ._values import to_seconds
+from .schema.documents import EndpointSchema, load_schema
+from .schema.fields import DURATION_FIELDS
 
 PRICES_AS_OF = "2026-11-25"  # when the Sora 2 prices were read; the others say their own date
 _READ_ON = {endpoint: "2026-12-01" for endpoint in (

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sora_widgets._errors import HistoryError, ValidationError
+from sora_widgets._errors import HistoryError, NotFoundError, SoraWidgetsError, ValidationError
 from sora_widgets._secrets import is_secret_name
 from sora_widgets.history import History
 from sora_widgets.history import store as history_module
@@ -198,18 +198,72 @@ def test_finish_needs_a_final_status(log: History) -> None:
 
 
 def test_missing_ids_and_unknown_columns(log: History) -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFoundError):
         log.get(404)
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFoundError):
         log.update(404, status="queued")
     run = log.start(I2V, "fal", ARGS)
     for bad in ({"colour": "red"}, {"id": 3}, {"created_at": "2026-01-01"}, {"arguments_json": "{}"}):
-        with pytest.raises(TypeError):
+        with pytest.raises(ValidationError):
             log.update(run, **bad)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValidationError):
         log.update(run, logs="one line, not a list")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValidationError):
         log.update(run, cost_usd="cheap")
+
+
+@pytest.mark.parametrize("call", ["get", "update"])
+def test_a_missing_run_is_not_found_naming_the_id_and_the_file(log: History, call: str) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        log.get(404) if call == "get" else log.update(404, status="queued")
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, SoraWidgetsError)
+    assert caught.value.key == 404
+    assert "404" in str(caught.value) and str(log.path) in str(caught.value)
+
+
+def test_update_names_an_unknown_or_fixed_column(log: History) -> None:
+    run = log.start(I2V, "fal", ARGS)
+    with pytest.raises(ValidationError) as caught:
+        log.update(run, ratting=3)
+    assert caught.value.fields == ["ratting"] and 'did you mean "rating"' in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        log.update(run, created_at="2026-01-01")
+    assert caught.value.errors == [("created_at", "is set when the run starts and cannot be changed")]
+    assert log.get(run)["rating"] is None
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("logs", "one line", "must be a list of strings, not str"),
+    ("tags", {"a": 1}, "must be a list of strings, not dict"),
+    ("cost_usd", "cheap", "must be a number, not str"),
+    ("queued_s", True, "must be a number, not bool"),
+    ("result", ["not", "a", "dict"], "must be a dict, not list"),
+    ("media", "video.mp4", "must be a list of dicts, not str"),
+    ("notes", 42, "must be text, not int"),
+    ("started_at", [2026], "must be a datetime, an ISO 8601 string or epoch seconds, not list"),
+    ("started_at", "yesterday", "must be a datetime, an ISO 8601 string or epoch seconds, not 'yesterday'"),
+    ("status", "exploded", "must be one of "),
+])
+def test_a_value_of_the_wrong_kind_is_a_validation_error_naming_its_column(
+        log: History, column: str, value: Any, expected: str) -> None:
+    run = log.start(I2V, "fal", ARGS)
+    before = log.get(run)
+    with pytest.raises(ValidationError) as caught:
+        log.update(run, **{column: value})
+    [(field, message)] = caught.value.errors
+    assert field == column and message.startswith(expected)
+    assert isinstance(caught.value, ValueError)
+    assert log.get(run) == before  # refused before anything was written
+
+
+def test_a_run_the_file_refuses_to_record_is_a_history_error(log: History) -> None:
+    kept = log.start(I2V, "fal", ARGS)
+    with sqlite3.connect(log.path) as db:  # e.g. another program's trigger in the file
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(IGNORE); END")
+    with pytest.raises(HistoryError, match="did not record the new run") as caught:
+        log.start(I2V, "fal", ARGS)  # SQLite would report the last id it gave: `kept`
+    assert caught.value.path == str(log.path)
+    assert [r["id"] for r in log] == [kept]
 
 
 def test_unfinished_lists_rows_to_resume_oldest_first(log: History) -> None:
@@ -428,9 +482,25 @@ def test_threads_share_one_history(log: History) -> None:
 
 
 def test_repr_is_cheap_and_names_the_file(log: History) -> None:
-    assert repr(log) == f"History({str(log.path)!r}, 0 runs)"
+    assert repr(log) == f"<History {log.path}>"  # outside the working folder: as it is
     log.start(I2V, "fal", ARGS)
-    assert repr(log).endswith(", 1 run)")
+    assert repr(log) == f"<History {log.path}>"  # no row count: that would be a query
+
+
+def test_repr_is_relative_to_the_working_folder_and_says_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert repr(History("sora_runs")) == "<History sora_runs/history.sqlite>"
+    assert repr(History("sora_runs", read_only=True)) == "<History sora_runs/history.sqlite (read-only)>"
+
+
+def test_repr_does_not_touch_the_database(tmp_path: Path) -> None:
+    log = History(tmp_path / "runs")
+    log.start(I2V, "fal", ARGS)
+    log.close()
+    shutil.rmtree(tmp_path / "runs")  # the file is gone and closed: any query now would fail
+    assert repr(log) == f"<History {tmp_path / 'runs' / 'history.sqlite'}>"
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unknown_filters_are_refused(log: History) -> None:
@@ -477,3 +547,12 @@ def test_uploads_are_remembered_in_the_file_and_expire(tmp_path: Path) -> None:
     del log.uploads["abc"]
     with pytest.raises(KeyError):
         del log.uploads["abc"]
+
+
+def test_a_missing_upload_is_not_found_and_still_a_key_error(log: History) -> None:
+    for missing in (lambda: log.uploads["nope"], lambda: log.uploads.__delitem__("nope")):
+        with pytest.raises(NotFoundError, match="nope") as caught:
+            missing()
+        assert isinstance(caught.value, KeyError) and caught.value.key == "nope"
+        assert str(log.path) in str(caught.value)
+    assert log.uploads.get("nope") is None and "nope" not in log.uploads  # the mapping protocol

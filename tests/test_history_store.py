@@ -247,7 +247,7 @@ from sora_widgets.history import History
 
 log = History(sys.argv[1])
 kept = log.start("fal-ai/sora-2/image-to-video", "fal", {"prompt": "committed"})
-with log._write() as db:
+with log._database.write() as db:
     db.execute("UPDATE runs SET notes = 'never committed' WHERE id = ?", (kept,))
     db.execute("INSERT INTO runs (created_at, endpoint_id, backend, status, arguments_json)"
                " VALUES ('2026-01-01', 'x', 'fal', 'pending', '{}')")

@@ -25,9 +25,12 @@ from PIL import Image
 from sora_widgets._errors import GenerationError, ValidationError
 from sora_widgets.media import (
     MAX_INPUT_PIXELS,
+    NormalizedImage,
     check_remote_url,
+    classify_image,
     contact_sheet,
     download,
+    limit_problems,
     link_or_copy,
     load_image,
     normalize_image,
@@ -263,6 +266,82 @@ def test_errors_can_name_another_field(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         normalize_image(b"nope", media_dir=tmp_path, field="end_image_url")
     assert caught.value.fields == ["end_image_url"]
+
+
+# --- classify_image and NormalizedImage: one decision per input ------------------------------
+
+
+def test_classify_image_says_what_each_input_is_without_reading_it(tmp_path: Path) -> None:
+    missing = tmp_path / "not-yet.png"  # classifying reads nothing, so a missing file is still a path
+    uri = "data:image/png;base64," + base64.b64encode(_image_bytes("PNG")).decode()
+    image = Image.new("RGB", (3, 2))
+    cases: list[tuple[object, str, bool, str | None, Path | None]] = [
+        (str(missing), "path", False, None, missing),
+        (missing, "path", False, None, missing),
+        ("~/cat.png", "path", False, None, Path("~/cat.png").expanduser()),
+        (f" {uri} ", "data_uri", False, uri, None),
+        (_image_bytes("PNG"), "bytes", False, None, None),
+        (bytearray(b"not decoded yet"), "bytes", False, None, None),
+        (image, "pil", False, None, None),
+        ("  HTTPS://cdn.example/cat.png?sig=1 ", "url", True, "HTTPS://cdn.example/cat.png?sig=1", None),
+    ]
+    for value, kind, remote, url, path in cases:
+        source = classify_image(value)
+        assert (source.kind, source.is_remote, source.url, source.path) == (kind, remote, url, path), value
+    assert classify_image(image).given is image
+    assert not missing.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("value,words", [
+    ("file:///etc/passwd", "file: URLs are not accepted"),
+    ("FILE://localhost/etc/passwd", "file: URLs are not accepted"),
+    ("javascript:alert(1)", "javascript: URLs are not accepted"),
+    ("https:///no-host.png", "has no host"),
+    (3.5, "got float"),
+])
+def test_classify_image_refuses_other_schemes_naming_the_field(value: object, words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        classify_image(value, field="end_image_url")
+    field, message = _bad_field(caught)
+    assert field == "end_image_url" and words in message
+
+
+def test_a_normalized_image_answers_every_question(tmp_path: Path) -> None:
+    png = _image_bytes("PNG", (12, 8))
+    (tmp_path / "a.png").write_bytes(png)
+    uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    remote = normalize_image(" https://cdn.example/a.png ", media_dir=tmp_path)
+    assert (remote.kind, remote.is_remote, remote.url, remote.local_path) == (
+        "url", True, "https://cdn.example/a.png", None)
+    assert (remote.content_type, remote.size, remote.sha256) == (None, None, None)
+    for value, kind, url in ((tmp_path / "a.png", "path", None), (png, "bytes", None),
+                             (Image.open(io.BytesIO(png)), "pil", None), (uri, "data_uri", uri)):
+        local = normalize_image(value, media_dir=tmp_path / "media")
+        assert (local.kind, local.is_remote, local.url) == (kind, False, url)
+        assert (local.content_type, local.size) == ("image/png", (12, 8))
+        assert local.local_path is not None and local.local_path.parent == tmp_path / "media" / "inputs"
+        assert local.value == (url or str(local.local_path))
+
+
+def test_a_normalized_image_is_handed_on_without_being_read_again(tmp_path: Path) -> None:
+    image = normalize_image(_image_bytes("JPEG", (6, 4)), media_dir=tmp_path / "first")
+    assert isinstance(image, NormalizedImage) and image.local_path is not None
+    assert normalize_image(image, media_dir=tmp_path / "second", field="other") is image
+    assert not (tmp_path / "second").exists()
+    assert load_image(image).size == (6, 4)  # from its stored copy
+    image.local_path.unlink()
+    assert normalize_image(image, media_dir=tmp_path / "first") is image  # not classified nor read again
+    source = classify_image(_image_bytes("PNG", (5, 5)))  # classified once, then stored from that
+    assert normalize_image(source, media_dir=tmp_path / "third").size == (5, 5)
+    assert load_image(source).size == (5, 5)
+
+
+def test_limit_problems_takes_a_known_image_size_without_opening_the_file(tmp_path: Path) -> None:
+    not_an_image = tmp_path / "stored.png"
+    not_an_image.write_bytes(b"x" * 10)
+    limits = {"min_width": 100, "max_aspect_ratio": 1.5}
+    assert limit_problems(limits, not_an_image, size=(80, 40)) == [
+        "has width 80 px, below the minimum 100 px", "has aspect ratio 2.00, above the maximum 1.5"]
 
 
 # --- load_image -----------------------------------------------------------------------------

@@ -87,6 +87,14 @@ def test_field_attributes_survive_ref_allof_and_anyof_null(toy: sw.EndpointSchem
         assert getattr(field, attribute) == value, attribute
 
 
+def test_a_missing_field_is_not_found_naming_it_and_the_endpoint(toy: sw.EndpointSchema) -> None:
+    with pytest.raises(sw.NotFoundError) as caught:
+        toy["scael"]
+    assert isinstance(caught.value, KeyError) and caught.value.key == "scael"
+    assert str(caught.value) == 'acme/upscale has no field \'scael\' (did you mean "scale"?)'
+    assert "scael" not in toy
+
+
 def test_validation_of_an_unseen_endpoint_needs_no_code(toy: sw.EndpointSchema) -> None:
     args = toy.validate({"image_url": "https://e.com/a.png", "scale": "4", "styles": ["film"]})
     assert args == {"image_url": "https://e.com/a.png", "scale": 4, "strength": 0.5,

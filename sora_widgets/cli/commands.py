@@ -25,11 +25,11 @@ from ..records import JobStatus
 from ..schema.documents import (
     DEFAULT_ENDPOINT,
     EndpointSchema,
-    Field,
     bundled_endpoints,
     load_schema,
     schema_for,
 )
+from ..schema.fields import Field
 from .format import PrintableStream, Progress, generation_summary, history_table, schema_listing
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..pricing import format_usd
 from ..records import Generation, JobEvent
-from ..schema.documents import EndpointSchema, Field
+from ..schema.documents import EndpointSchema
+from ..schema.fields import Field
 
 if TYPE_CHECKING:
     from ..jobs.job import Job

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import HistoryError
+from .._home import shown_path as _shown_path
 from ..records import JobStatus, html_attr, html_text
 from . import migrations as schema
 from .rows import PATH_COLUMNS, absolute
@@ -180,14 +181,6 @@ def html_table(log: History) -> str:
                     + f"<td {_LEFT} title='{html_attr(prompt)}'>{html_text(short)}</td>"
                     + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in after) + "</tr>")
     return head + "<table>" + "".join(rows) + "</table></div>"
-
-
-def _shown_path(path: Path) -> str:
-    """`path` relative to the working folder when it is inside it, else as it is."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def runs_text(count: int) -> str:

@@ -211,11 +211,24 @@ def _time(name: str, value: Any) -> str:
         return to_iso(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return to_iso(datetime.fromtimestamp(value, timezone.utc))
-    if isinstance(value, str):
+    expected = "a datetime, an ISO 8601 string or epoch seconds"
+    if not isinstance(value, str):
+        raise _wrong(name, expected, type(value).__name__)
+    try:
         parsed = datetime.fromisoformat(value)
-        return to_iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
-    raise TypeError(f"{name} must be a datetime, an ISO 8601 string or epoch seconds, "
-                    f"not {type(value).__name__}")
+    except ValueError:
+        raise _wrong(name, expected, repr(value)) from None
+    return to_iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+
+
+def _wrong(column: str, expected: str, got: str) -> ValidationError:
+    """The error for a value of the wrong kind for `column`, naming the field it was given as."""
+    return ValidationError([(_field_name(column), f"must be {expected}, not {got}")])
+
+
+def _field_name(column: str) -> str:
+    """The name a column's value is given under: `arg_prompt` is prompt, `result_json` result."""
+    return column.removeprefix(ARG_PREFIX).removesuffix("_json")
 
 
 def json_default(value: Any) -> Any:
@@ -238,8 +251,8 @@ def dumps(value: Any) -> str:
 
 
 def encode(name: str, value: Any, secrets: list[str]) -> Any:
-    """A value for column `name` as stored, with secrets scrubbed; TypeError for the wrong kind,
-    ValidationError for text SQLite cannot hold."""
+    """A value for column `name` as stored, with secrets scrubbed; ValidationError naming the
+    field for a value of the wrong kind or text SQLite cannot hold."""
     return storable(name, _encode(name, value, secrets))
 
 
@@ -250,8 +263,7 @@ def storable(name: str, value: Any) -> Any:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            field = name.removeprefix(ARG_PREFIX).removesuffix("_json")
-            raise ValidationError([(field, f"holds a character that cannot be stored "
+            raise ValidationError([(_field_name(name), f"holds a character that cannot be stored "
                                            f"({value[exc.start]!r} at position {exc.start}, a lone "
                                            "UTF-16 surrogate); remove it")]) from None
     return value
@@ -264,12 +276,15 @@ def _encode(name: str, value: Any, secrets: list[str]) -> Any:
             return "[]"
         return None
     if kind == "status":
-        return JobStatus(value).value
+        try:
+            return JobStatus(value).value
+        except ValueError:
+            raise _wrong(name, "one of " + ", ".join(s.value for s in JobStatus), repr(value)) from None
     if kind == "time":
         return _time(name, value)
     if kind == "real":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+            raise _wrong(name, "a number", type(value).__name__)
         return float(value)
     if kind == "rating":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
@@ -277,19 +292,19 @@ def _encode(name: str, value: Any, secrets: list[str]) -> Any:
         return value
     if kind == "list":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise TypeError(f"{name} must be a list of strings, not {type(value).__name__}")
+            raise _wrong(name, "a list of strings", type(value).__name__)
         return dumps([scrub(str(item), secrets) for item in value])
     if kind == "items":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise TypeError(f"{name} must be a list of dicts, not {type(value).__name__}")
+            raise _wrong(name, "a list of dicts", type(value).__name__)
         return dumps(scrub(list(value), secrets))
     if kind == "json":
         if not isinstance(value, dict):
-            raise TypeError(f"{name} must be a dict, not {type(value).__name__}")
+            raise _wrong(name, "a dict", type(value).__name__)
         return dumps(scrub(value, secrets))
     if isinstance(value, (str, os.PathLike)):
         return scrub(os.fspath(value), secrets)
-    raise TypeError(f"{name} must be text, not {type(value).__name__}")
+    raise _wrong(name, "text", type(value).__name__)
 
 
 def arg_value(value: Any) -> Any:

@@ -3,8 +3,9 @@
 The generation helper writes (`start` before anything is sent, `update` as the job moves,
 `finish` with the result or error), possibly from the job loop's thread and from several
 processes at once; readers get plain dict records, a DataFrame, an export or a notebook table.
-Storage layout, migrations and value encoding: `_history_schema`; the record type and lifecycle
-stamps: `_history_records`; tables, exports, HTML: `_history_export`.
+Connections and transactions: `database`; storage layout, migrations and value encoding:
+`migrations`; the record type and lifecycle stamps: `rows`; who follows a run: `claims`; tables,
+exports, HTML: `export`.
 """
 
 from __future__ import annotations
@@ -13,20 +14,22 @@ import functools
 import importlib.metadata
 import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import HistoryError
-from .._home import run_home
+from .._errors import HistoryError, NotFoundError, ValidationError
+from .._home import run_home, shown_path
 from .._owner import Owner
 from .._secrets import scrub, secret_values
+from .._values import did_you_mean
 from .._version import __version__
 from ..records import JobStatus
 from . import export
 from . import migrations as schema
+from .claims import Claims
+from .database import Database, unwritable
+from .filters import where_clause
 from .rows import HistoryRecord, advance, columns_from_result, decode
 from .uploads import UploadCache
 
@@ -37,11 +40,10 @@ __all__ = ["History", "HistoryRecord"]
 
 _PAGE = 256  # rows fetched per query while iterating
 _UNSET: Any = object()  # "not given", where None means "clear it"
-_FILTERED_COLUMNS = {"status": "status", "endpoint_id": "endpoint_id", "backend": "backend",
-                     "sweep_id": "sweep_id", "model": schema.ARG_PREFIX + "model"}
 _RECORD_SQL = ", ".join(schema.COLUMNS)
 _UPDATE_ALIASES = {"arguments": "arguments_json", "result": "result_json", "media": "media_json"}
 _READ_ONLY = {"id", "created_at", "arguments_json", "result_json"}
+_SETTABLE = sorted((set(schema.COLUMNS) | set(_UPDATE_ALIASES)) - _READ_ONLY)
 _PATH_COLUMNS = ("video_path", "thumbnail_path", "spritesheet_path", "image_path")
 
 
@@ -52,16 +54,6 @@ def _fal_client_version() -> str | None:
         return importlib.metadata.version("fal-client")
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _unwritable(path: Path) -> bool:
-    """True when this process cannot write the history file (or create it in its folder)."""
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if path.exists() and not os.access(path, os.W_OK):
-        return True
-    return not os.access(folder if not path.parent.exists() else path.parent, os.W_OK)
 
 
 def _file_path(path: str | os.PathLike[str] | None) -> Path:
@@ -75,12 +67,12 @@ def _file_path(path: str | os.PathLike[str] | None) -> Path:
     return target.absolute()
 
 
-class History:
+class History(Claims):
     """An SQLite log of generation attempts, safe to share between threads and processes.
 
     Each thread (and process) uses its own connection; every write is one short `BEGIN
     IMMEDIATE` transaction, so concurrent writers queue behind SQLite's busy timeout instead
-    of failing, and a killed process loses at most its uncommitted write.
+    of failing, and a killed process loses at most its uncommitted write (see `database`).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
@@ -92,15 +84,12 @@ class History:
         A history in a folder this process cannot write (read_only=None finds out) opens for
         reading: records, DataFrame, export and display work, and a write says why it cannot.
         A write waits up to `busy_timeout` seconds while another process writes, then raises."""
-        self._path = _file_path(path)
-        self._busy_timeout = busy_timeout
-        self._read_only = _unwritable(self._path) if read_only is None else read_only
-        if not self._read_only:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._epoch = 0  # bumped by close(): connections of an older epoch are reopened
-        self._arg_columns: frozenset[str] = frozenset()
-        self._db()  # a corrupt, foreign or newer file fails here, not at the first write
+        target = _file_path(path)
+        read_only = unwritable(target) if read_only is None else read_only
+        if not read_only:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        self._database = Database(target, read_only=read_only, busy_timeout=busy_timeout)
+        self._database.connection()  # a corrupt, foreign or newer file fails here, not at the first write
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> History:
@@ -113,38 +102,34 @@ class History:
     @property
     def path(self) -> Path:
         """The SQLite file."""
-        return self._path
+        return self._database.path
 
     @property
     def read_only(self) -> bool:
         """True when this history was opened for reading only (e.g. a run folder on a read-only disk)."""
-        return self._read_only
+        return self._database.read_only
 
     @property
     def folder(self) -> Path:
         """The run folder: the history file, its media, and what paths in records are relative to."""
-        return self._path.parent
+        return self.path.parent
 
     @property
     def media_dir(self) -> Path:
         """The folder beside the file for local copies of videos and images; made on first use."""
-        media = self._path.parent / "media"
-        if not self._read_only:
+        media = self.folder / "media"
+        if not self.read_only:
             media.mkdir(exist_ok=True)
         return media
 
     @property
     def uploads(self) -> UploadCache:
         """Uploaded input images (sha256 -> URL) kept in this file, so each is uploaded once."""
-        return UploadCache(self)
+        return UploadCache(self._database)
 
     def close(self) -> None:
         """Close this thread's connection now; other threads reopen theirs on their next use."""
-        self._epoch += 1
-        cached = getattr(self._local, "db", None)
-        self._local.db = None
-        if cached is not None:
-            cached[1].close()
+        self._database.close()
 
     def __enter__(self) -> History:
         return self
@@ -152,73 +137,8 @@ class History:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ---- connections and transactions -----------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        """This thread's connection, opened (and checked) on first use in a thread or process."""
-        key = (os.getpid(), self._epoch)
-        cached: tuple[tuple[int, int], sqlite3.Connection] | None = getattr(self._local, "db", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if cached is not None and cached[0][0] == key[0]:
-            cached[1].close()  # left over from before close(); a forked child's copy is dropped
-        db = schema.connect(self._path, read_only=self._read_only, busy_timeout=self._busy_timeout)
-        db.row_factory = sqlite3.Row
-        self._local.db = (key, db)
-        return db
-
-    @contextmanager
-    def _sqlite_errors(self) -> Iterator[None]:
-        """Translate SQLite's errors into HistoryError, naming the file."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"History {self._path}: {exc}", path=str(self._path)) from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._sqlite_errors():
-            yield self._db()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction holding the write lock from its start, committed on success; the
-        argument-column cache takes what the transaction added only once it has committed."""
-        if self._read_only:
-            raise HistoryError(f"History {self._path} is open for reading only (its folder cannot be "
-                               "written here); nothing was recorded. Copy the run folder somewhere "
-                               "writable to add runs or notes.", path=str(self._path))
-        with self._sqlite_errors():
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            self._local.staged = None
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            if self._local.staged is not None:
-                self._arg_columns = self._local.staged
-
-    def _ensure_arg_columns(self, db: sqlite3.Connection, columns: Iterable[str]) -> None:
-        """Add missing argument columns inside the write transaction (so adders never race); the
-        cache learns of them when the transaction commits (`_write`)."""
-        missing = set(columns) - self._arg_columns
-        if not missing:
-            return
-        existing = schema.arg_columns(db)
-        for column in sorted(missing - existing):
-            db.execute(f'ALTER TABLE runs ADD COLUMN "{column}"')
-        self._local.staged = frozenset(existing | missing)
-
     def _decode(self, row: sqlite3.Row) -> HistoryRecord:
-        return decode(row, folder=self.folder, path=str(self._path))
-
-    def _has_arg_column(self, db: sqlite3.Connection, column: str) -> bool:
-        if column not in self._arg_columns:
-            self._arg_columns = frozenset(schema.arg_columns(db))
-        return column in self._arg_columns
+        return decode(row, folder=self.folder, path=str(self.path))
 
     # ---- the write side -------------------------------------------------------------------
 
@@ -254,14 +174,16 @@ class History:
         values = {name: schema.encode(name, value, secrets) for name, value in row.items()}
         values.update(arg_values)
         names = ", ".join(f'"{name}"' for name in values)
-        with self._write() as db:
-            self._ensure_arg_columns(db, (n for n in values if n.startswith(schema.ARG_PREFIX)))
+        with self._database.write() as db:
+            self._database.ensure_arg_columns(db, (n for n in values if n.startswith(schema.ARG_PREFIX)))
             cursor = db.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(values))})",
                                 list(values.values()))
-        assert cursor.lastrowid is not None
+            if cursor.rowcount != 1 or cursor.lastrowid is None:  # e.g. a trigger dropped the row
+                raise HistoryError(f"History {self.path} did not record the new run: something in "
+                                   "the file (such as a trigger) refused it.", path=str(self.path))
         return cursor.lastrowid
 
-    def update(self, id: int, **columns: Any) -> None:
+    def update(self, id: int, /, **columns: Any) -> None:
         """Set named columns of run `id`; `status` may only move forward (JobStatus.can_become).
 
         `arguments` and `result` take dicts, `logs` and `tags` lists (replacing the stored ones),
@@ -278,22 +200,22 @@ class History:
         for name, value in columns.items():
             column = _UPDATE_ALIASES.get(name, name)
             if name in _READ_ONLY or column not in schema.COLUMNS:
-                raise TypeError(f"update() got an unknown or read-only column {name!r}")
+                raise ValidationError([(name, _not_settable(name))])
             if column in _PATH_COLUMNS:
                 value = self._stored_path(value)
             elif column == "media_json":
                 value = self._stored_media(value)
             values[column] = schema.encode(column, value, secrets)
-        with self._write() as db:
+        with self._database.write() as db:
             current = db.execute("SELECT status, created_at, submitted_at, started_at, request_id "
                                  "FROM runs WHERE id = ?", (id,)).fetchone()
             if current is None:
-                raise KeyError(id)
-            advance(id, current, values, path=str(self._path))
+                raise self._missing(id)
+            advance(id, current, values, path=str(self.path))
             if "arguments" in columns:
                 clean = scrub(dict(columns["arguments"]), secrets)
                 new_args = self._arg_values(clean)
-                self._ensure_arg_columns(db, new_args)
+                self._database.ensure_arg_columns(db, new_args)
                 values.update(dict.fromkeys(schema.arg_columns(db), None) | new_args)
             if values:
                 assignments = ", ".join(f'"{name}" = ?' for name in values)
@@ -302,6 +224,7 @@ class History:
     def finish(
         self,
         id: int,
+        /,
         *,
         status: JobStatus | str,
         result: dict[str, Any] | None = None,
@@ -316,7 +239,7 @@ class History:
         final = JobStatus(status)
         if not final.is_final:
             raise HistoryError(f"finish() needs a final status (completed, failed or cancelled), "
-                               f"not {final}.", path=str(self._path))
+                               f"not {final}.", path=str(self.path))
         given = {"result": result, "error_type": error_type, "error_message": error_message}
         self.update(id, status=final, **{k: v for k, v in given.items() if v is not None}, **columns)
 
@@ -352,44 +275,18 @@ class History:
         return [{**item, "path": self._stored_path(item.get("path"))} if isinstance(item, dict) else item
                 for item in items]
 
-    # ---- who follows a job ----------------------------------------------------------------
-
-    def claim(self, id: int, owner: Owner, *, previous: str | None) -> bool:
-        """Make `owner` follow unfinished run `id` if its owner is still `previous` (the text the
-        caller read); False when another process claimed it first or it has ended."""
-        final = [status.value for status in JobStatus if status.is_final]
-        with self._write() as db:
-            cursor = db.execute(
-                f"UPDATE runs SET owner = ?, heartbeat_at = ? WHERE id = ? AND owner IS ? "
-                f"AND status NOT IN ({', '.join('?' * len(final))})",
-                [owner.to_text(), schema.to_iso(schema.now()), id, previous, *final])
-        return cursor.rowcount == 1
-
-    def heartbeat(self, ids: Iterable[int], owner: Owner) -> None:
-        """Renew the heartbeat of the runs `owner` follows (called every few seconds while it does)."""
-        ids = list(ids)
-        if not ids:
-            return
-        with self._write() as db:
-            db.execute(f"UPDATE runs SET heartbeat_at = ? WHERE owner = ? AND id IN "
-                       f"({', '.join('?' * len(ids))})",
-                       [schema.to_iso(schema.now()), owner.to_text(), *ids])
-
-    def release(self, id: int, owner: Owner) -> None:
-        """Stop owning run `id`, so the next `resume()` anywhere may follow it."""
-        with self._write() as db:
-            db.execute("UPDATE runs SET owner = NULL, heartbeat_at = NULL WHERE id = ? AND owner = ?",
-                       (id, owner.to_text()))
-
     # ---- the read side --------------------------------------------------------------------
 
     def get(self, id: int) -> HistoryRecord:
-        """The record of run `id`; KeyError when there is none."""
-        with self._read() as db:
+        """The record of run `id`; NotFoundError (a KeyError) when there is none."""
+        with self._database.read() as db:
             row = db.execute(f"SELECT {_RECORD_SQL} FROM runs WHERE id = ?", (id,)).fetchone()
         if row is None:
-            raise KeyError(id)
+            raise self._missing(id)
         return self._decode(row)
+
+    def _missing(self, id: int) -> NotFoundError:
+        return NotFoundError(f"There is no run {id!r} in the history at {self.path}.", key=id)
 
     def find(
         self,
@@ -417,53 +314,17 @@ class History:
 
     def count(self, **filters: Any) -> int:
         """How many runs match `find`'s filters (without limit/offset): for paging a table."""
-        with self._read() as db:
-            where, params = self._where(db, **filters)
+        with self._database.read() as db:
+            where, params = where_clause(self._database, db, **filters)
             return int(db.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()[0])
 
     def unfinished(self) -> list[HistoryRecord]:
         """Runs without a final status, oldest first: what `resume()` picks up after a crash."""
         final = [status.value for status in JobStatus if status.is_final]
-        with self._read() as db:
+        with self._database.read() as db:
             rows = db.execute(f"SELECT {_RECORD_SQL} FROM runs WHERE status NOT IN "
                               f"({', '.join('?' * len(final))}) ORDER BY id", final).fetchall()
         return [self._decode(row) for row in rows]
-
-    def _where(
-        self,
-        db: sqlite3.Connection,
-        *,
-        status: Any = None,
-        model: Any = None,
-        endpoint_id: Any = None,
-        backend: Any = None,
-        sweep_id: Any = None,
-        text: str | None = None,
-    ) -> tuple[str, list[Any]]:
-        """The WHERE clause and parameters for `find`'s filters."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        given = {"status": status, "model": model, "endpoint_id": endpoint_id,
-                 "backend": backend, "sweep_id": sweep_id}
-        for name, value in given.items():
-            if value is None:
-                continue
-            wanted = [value] if isinstance(value, str) else list(value)
-            if name == "status":
-                wanted = [JobStatus(item).value for item in wanted]
-            column = _FILTERED_COLUMNS[name]
-            if column.startswith(schema.ARG_PREFIX) and not self._has_arg_column(db, column):
-                clauses.append("0")  # no run has had this argument yet
-                continue
-            clauses.append(f'"{column}" IN ({", ".join("?" * len(wanted))})')
-            params.extend(wanted)
-        if text is not None:
-            fields = ["notes", "tags"]
-            if self._has_arg_column(db, schema.ARG_PREFIX + "prompt"):
-                fields.append(f'"{schema.ARG_PREFIX}prompt"')
-            clauses.append("(" + " OR ".join(f"sw_contains({f}, ?)" for f in fields) + ")")
-            params.extend([text] * len(fields))
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def __len__(self) -> int:
         return self.count()
@@ -472,7 +333,7 @@ class History:
         """Every record, newest first, read a page at a time (rows added meanwhile are skipped)."""
         before = 2**63 - 1  # above any id SQLite can give
         while True:
-            with self._read() as db:
+            with self._database.read() as db:
                 rows = db.execute(f"SELECT {_RECORD_SQL} FROM runs WHERE id < ? ORDER BY id DESC LIMIT ?",
                                   (before, _PAGE)).fetchall()
             if not rows:
@@ -483,8 +344,8 @@ class History:
 
     def _select(self, *, limit: int | None = None, offset: int = 0, **filters: Any) -> list[sqlite3.Row]:
         """Stored rows matching `find`'s filters, newest first."""
-        with self._read() as db:
-            where, params = self._where(db, **filters)
+        with self._database.read() as db:
+            where, params = where_clause(self._database, db, **filters)
             return db.execute(f"SELECT {_RECORD_SQL} FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?",
                               [*params, -1 if limit is None else limit, offset]).fetchall()
 
@@ -501,7 +362,15 @@ class History:
         return export.export(self, Path(path), filters)
 
     def __repr__(self) -> str:
-        return f"History({str(self._path)!r}, {export.runs_text(len(self))})"
+        """Cheap on purpose (no query): the file, and whether it is open for reading only."""
+        return f"<History {shown_path(self.path)}{' (read-only)' if self.read_only else ''}>"
 
     def _repr_html_(self) -> str:
         return export.html_table(self)
+
+
+def _not_settable(name: str) -> str:
+    """Why update() refuses column `name`: it is set once at start(), or the history has no such column."""
+    if name in _READ_ONLY:
+        return "is set when the run starts and cannot be changed"
+    return f"is not a column update() can set{did_you_mean(name, _SETTABLE)}"

@@ -8,16 +8,15 @@ catalog with each endpoint's status. May import only the foundations (`_errors`,
 
 from .documents import (
     DEFAULT_ENDPOINT,
-    UNSET,
     EndpointSchema,
     EndpointSpec,
-    Field,
     bundled_endpoints,
     cached_endpoints,
     fetch_schema,
     load_schema,
     schema_for,
 )
+from .fields import UNSET, Field
 
 __all__ = ["DEFAULT_ENDPOINT", "UNSET", "EndpointSchema", "EndpointSpec", "Field", "bundled_endpoints",
            "cached_endpoints", "fetch_schema", "load_schema", "schema_for"]

@@ -1,8 +1,8 @@
-"""Endpoint schemas as data: read fal's OpenAPI documents into ordered, typed fields.
+"""Endpoint schemas as data: `EndpointSchema`, and where its OpenAPI document comes from.
 
-fal publishes one OpenAPI document per endpoint. `EndpointSchema.from_openapi` reads any of
-them (resolving `$ref`, `allOf`, and `anyOf [T, null]` as an optional T), so a new endpoint or
-model snapshot is a new JSON file or a fetched document, never a code change.
+fal publishes one OpenAPI document per endpoint. A schema is read from a bundled document, one
+fetched earlier into the run folder's cache, a local file, or fal's live document (then cached),
+so a new endpoint or model snapshot is a new JSON file or a fetched document, never a code change.
 """
 
 from __future__ import annotations
@@ -17,122 +17,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Union
 
-from .._errors import OfflineError, SchemaError
+from .._errors import NotFoundError, OfflineError, SchemaError
 from .._home import run_home
-from .._values import _bounds_phrase, _show
-
-# the value helpers live in _values; schema re-exports them for the modules that read fields
-from .._values import did_you_mean as did_you_mean
-from .._values import to_lines as to_lines
-from .._values import to_ratio as to_ratio
-from .._values import to_seconds as to_seconds
+from .._values import _show, did_you_mean
+from .fields import Field
+from .openapi import endpoint_id_of, input_fields, output_fields
 
 LIVE_SCHEMA_URL = "https://fal.ai/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
 DEFAULT_ENDPOINT = "fal-ai/sora-2/image-to-video"
 MAX_DOCUMENT_BYTES = 10 << 20  # fal's documents are tens of kilobytes
-
-
-class _Unset:
-    """Marks a field with no default, which is different from a default of None."""
-
-    _instance: _Unset | None = None
-
-    def __new__(cls) -> _Unset:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Any = _Unset()
-
-
-@dataclass(frozen=True)
-class Field:
-    """One input or output field of an endpoint, with everything needed to build and check it."""
-
-    name: str
-    type: str  # string | integer | number | boolean | array | object | any
-    required: bool = False
-    default: Any = UNSET
-    enum: tuple[Any, ...] | None = None
-    description: str = ""
-    title: str = ""
-    examples: tuple[Any, ...] = ()
-    nullable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: float | None = None
-    exclusive_maximum: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    min_items: int | None = None
-    max_items: int | None = None
-    item_type: str | None = None
-    item_enum: tuple[Any, ...] | None = None
-    format: str | None = None
-    #: fal's `ui.field` hint ("image", "video", "audio", "file"), or None
-    ui_field: str | None = None
-    #: fal's `ui.hidden`: the field gets no control (its default is sent)
-    hidden: bool = False
-    #: fal's `ui.important`: the field stays out of "Advanced"
-    important: bool = False
-    #: fal's `x-fal` media limits (max_file_size, min_width, max_height, max_aspect_ratio, ...)
-    limits: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    #: for outputs: "video", "image" or "file" when the field holds fal File objects (or a list)
-    media: str | None = None
-
-    @property
-    def has_default(self) -> bool:
-        return self.default is not UNSET
-
-    @property
-    def kind(self) -> str:
-        """What sort of control fits this field: enum, boolean, integer, number, text, image,
-        list, object or any."""
-        if self.enum is not None:
-            return "enum"
-        if self.ui_field == "image" or (self.type == "string" and looks_like_image(self.name)):
-            return "image"
-        if self.type == "string":
-            return "text"
-        if self.type == "array":
-            return "list"
-        return self.type
-
-    @property
-    def label(self) -> str:
-        return self.title or self.name.replace("_", " ").capitalize()
-
-    @property
-    def seconds(self) -> tuple[float, ...] | None:
-        """For a duration-like enum, each allowed value in seconds (4, "4s", "5" ...), else None."""
-        if self.enum is None:
-            return None
-        values = tuple(to_seconds(v) for v in self.enum)
-        return None if any(v is None for v in values) else values  # type: ignore[return-value]
-
-    def allowed(self) -> str:
-        """A short phrase naming what values this field accepts, for messages and help text."""
-        if self.enum is not None:
-            return "one of " + ", ".join(_show(v) for v in self.enum)
-        bounds = _bounds_phrase(self)
-        return f"{self.type}{' ' + bounds if bounds else ''}"
-
-
-def looks_like_image(name: str) -> bool:
-    """Image inputs by fal's naming habits: image_url, start_image_url, first_frame_url ..."""
-    return name in ("image_url", "image") or name.endswith(("image_url", "frame_url"))
-
-
-#: the names endpoints give the length of the video they are asked for
-DURATION_FIELDS = ("duration", "duration_seconds", "num_seconds")
-
 
 
 @dataclass(frozen=True)
@@ -149,14 +42,12 @@ class EndpointSchema:
     @classmethod
     def from_openapi(cls, doc: Mapping[str, Any], *, endpoint_id: str | None = None) -> EndpointSchema:
         """Read a fal OpenAPI document (as served per endpoint) into an EndpointSchema."""
-        endpoint_id = endpoint_id or _endpoint_id_of(doc)
-        input_node = _input_schema(doc, endpoint_id)
-        output_node = _output_schema(doc, endpoint_id)
+        endpoint_id = endpoint_id or endpoint_id_of(doc)
         info = doc.get("info", {})
         return cls(
             endpoint_id=endpoint_id,
-            fields=_fields_of(doc, input_node),
-            outputs=_fields_of(doc, output_node) if output_node else (),
+            fields=input_fields(doc, endpoint_id),
+            outputs=output_fields(doc, endpoint_id),
             title=str(info.get("title", "")),
             source=info.get("x-sora-widgets-source", {}),
             document=doc,
@@ -166,7 +57,8 @@ class EndpointSchema:
         for f in self.fields:
             if f.name == name:
                 return f
-        raise KeyError(f"{self.endpoint_id} has no field {name!r}{did_you_mean(name, self.names)}")
+        raise NotFoundError(f"{self.endpoint_id} has no field {name!r}{did_you_mean(name, self.names)}",
+                            key=name)
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
@@ -207,201 +99,6 @@ class EndpointSchema:
         head = "".join(f"<th>{h}</th>" for h in ("field", "type", "allowed", "default", "description"))
         return (f"<b>{html.escape(self.endpoint_id)}</b> (* required)"
                 f"<table><tr>{head}</tr>{''.join(rows)}</table>")
-
-
-# --- reading OpenAPI documents -------------------------------------------------------------
-
-
-def _endpoint_id_of(doc: Mapping[str, Any]) -> str:
-    meta = doc.get("info", {}).get("x-fal-metadata", {})
-    if meta.get("endpointId"):
-        return str(meta["endpointId"])
-    paths: Mapping[str, Any] = doc.get("paths", {})
-    for path, item in paths.items():
-        if "post" in item and "/requests/" not in path:
-            return path.strip("/")
-    raise SchemaError("The document names no endpoint: no info.x-fal-metadata.endpointId and "
-                      "no POST path to submit to.")
-
-
-def _input_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any]:
-    post = doc.get("paths", {}).get("/" + endpoint_id, {}).get("post")
-    if post is not None:
-        content: Mapping[str, Mapping[str, Any]] = post.get("requestBody", {}).get("content", {})
-        for media in content.values():
-            if "schema" in media:
-                found: Mapping[str, Any] = media["schema"]
-                return found
-    for name, node in _components(doc).items():
-        if name.endswith("Input"):
-            return node
-    raise SchemaError(f"No input schema found for {endpoint_id}: expected a POST to "
-                      f"/{endpoint_id} with a JSON request body.", endpoint_id=endpoint_id)
-
-
-def _output_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any] | None:
-    item = doc.get("paths", {}).get(f"/{endpoint_id}/requests/{{request_id}}", {})
-    ok = item.get("get", {}).get("responses", {}).get("200", {})
-    content: Mapping[str, Mapping[str, Any]] = ok.get("content", {})
-    for media in content.values():
-        if "schema" in media:
-            found: Mapping[str, Any] = media["schema"]
-            return found
-    for name, node in _components(doc).items():
-        if name.endswith("Output"):
-            return node
-    return None
-
-
-def _components(doc: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
-    """The document's named schemas (`components.schemas`)."""
-    schemas: Mapping[str, Mapping[str, Any]] = doc.get("components", {}).get("schemas", {})
-    return schemas
-
-
-def _lookup(doc: Mapping[str, Any], ref: str) -> Mapping[str, Any]:
-    if not ref.startswith("#/"):
-        raise SchemaError(f"Only local $ref are supported, got {ref!r}.")
-    node: Any = doc
-    for part in ref[2:].split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, Mapping) or part not in node:
-            raise SchemaError(f"$ref {ref!r} points at nothing in the document.")
-        node = node[part]
-    if not isinstance(node, Mapping):
-        raise SchemaError(f"$ref {ref!r} points at a {type(node).__name__}, not a schema.")
-    return node
-
-
-def resolve(doc: Mapping[str, Any], node: Mapping[str, Any], _seen: frozenset[str] = frozenset()
-            ) -> dict[str, Any]:
-    """Inline `$ref` and merge `allOf`; an `anyOf`/`oneOf` with null becomes `nullable`."""
-    node = dict(node)
-    if "$ref" in node:
-        ref = node.pop("$ref")
-        if ref in _seen:
-            raise SchemaError(f"$ref {ref!r} refers to itself.")
-        node = {**resolve(doc, _lookup(doc, ref), _seen | {ref}), **node}
-    for sub in node.pop("allOf", []):
-        merged = resolve(doc, sub, _seen)
-        required = sorted(set(node.get("required", [])) | set(merged.get("required", [])))
-        properties = {**merged.get("properties", {}), **node.get("properties", {})}
-        node = {**merged, **node}
-        if required:
-            node["required"] = required
-        if properties:
-            node["properties"] = properties
-    for key in ("anyOf", "oneOf"):
-        if key not in node:
-            continue
-        branches = [resolve(doc, b, _seen) for b in node.pop(key)]
-        real = [b for b in branches if b.get("type") != "null"]
-        if len(real) < len(branches):
-            node["nullable"] = True
-        if len(real) == 1:
-            node = {**real[0], **node}
-        elif real and all(b.get("type") == "string" for b in real):
-            # fal's "suggestions or any text": anyOf [{enum: [...]}, {type: string}]
-            free = next((b for b in real if "enum" not in b), None)
-            if free is None:
-                node = {**real[0], **node, "enum": [v for b in real for v in b.get("enum", [])]}
-            else:
-                node = {**free, **node, "x-suggestions": [v for b in real for v in b.get("enum", [])]}
-        elif real:
-            node.setdefault("x-union", real)
-    if isinstance(node.get("type"), list):
-        types = [t for t in node["type"] if t != "null"]
-        node["nullable"] = node.get("nullable", False) or len(types) < len(node["type"])
-        node["type"] = types[0] if len(types) == 1 else "any"
-    return node
-
-
-def _type_of(node: Mapping[str, Any]) -> str:
-    if "type" in node:
-        return str(node["type"])
-    values = node.get("enum") or []
-    if values and all(isinstance(v, bool) for v in values):
-        return "boolean"
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "integer"
-    if values and all(isinstance(v, (int, float)) for v in values):
-        return "number"
-    if values and all(isinstance(v, str) for v in values):
-        return "string"
-    if "properties" in node:
-        return "object"
-    if "items" in node:
-        return "array"
-    return "any"
-
-
-def _fields_of(doc: Mapping[str, Any], node: Mapping[str, Any]) -> tuple[Field, ...]:
-    schema = resolve(doc, node)
-    properties = schema.get("properties", {})
-    required = set(schema.get("required", []))
-    order = list(schema.get("x-fal-order-properties", []))
-    names = [n for n in order if n in properties] + [n for n in properties if n not in order]
-    return tuple(_field(doc, name, properties[name], name in required) for name in names)
-
-
-def _field(doc: Mapping[str, Any], name: str, raw: Mapping[str, Any], required: bool) -> Field:
-    node = resolve(doc, raw)
-    items = resolve(doc, node["items"]) if isinstance(node.get("items"), Mapping) else {}
-    examples = node.get("examples", [node["example"]] if "example" in node else [])
-    ui: Mapping[str, Any] = node["ui"] if isinstance(node.get("ui"), Mapping) else {}
-    suggestions = node.get("x-suggestions")
-    if suggestions and not examples:
-        examples = list(suggestions)
-    return Field(
-        name=name,
-        type=_type_of(node),
-        required=required,
-        default=node.get("default", UNSET),
-        enum=tuple(node["enum"]) if "enum" in node else None,
-        description=str(node.get("description", "")),
-        title=str(node.get("title", "")),
-        examples=tuple(examples) if isinstance(examples, list) else (examples,),
-        nullable=bool(node.get("nullable", False)),
-        minimum=node.get("minimum"),
-        maximum=node.get("maximum"),
-        exclusive_minimum=_exclusive(node, "exclusiveMinimum", "minimum"),
-        exclusive_maximum=_exclusive(node, "exclusiveMaximum", "maximum"),
-        min_length=node.get("minLength"),
-        max_length=node.get("maxLength"),
-        min_items=node.get("minItems"),
-        max_items=node.get("maxItems"),
-        item_type=_type_of(items) if items else None,
-        item_enum=tuple(items["enum"]) if "enum" in items else None,
-        format=node.get("format"),
-        ui_field=str(ui["field"]) if isinstance(ui.get("field"), str) else None,
-        hidden=bool(ui.get("hidden", False)),
-        important=bool(ui.get("important", False)),
-        limits=dict(node["x-fal"]) if isinstance(node.get("x-fal"), Mapping) else {},
-        media=_media_kind(name, node, items),
-    )
-
-
-def _media_kind(name: str, node: Mapping[str, Any], items: Mapping[str, Any]) -> str | None:
-    """"video", "image" or "file" for an output holding fal File objects ({url, content_type}), by
-    the object's title, the field's name, or its content type; None for anything else."""
-    target = items if node.get("type") == "array" else node
-    if "url" not in target.get("properties", {}):
-        return None
-    words = f"{target.get('title', '')} {name}".lower()
-    for kind in ("video", "image"):
-        if kind in words:
-            return kind
-    if any(w in words for w in ("thumbnail", "spritesheet", "frame", "poster")):
-        return "image"
-    return "file"
-
-
-def _exclusive(node: Mapping[str, Any], key: str, plain: str) -> float | None:
-    """OpenAPI 3.1 gives the bound as a number; 3.0 as a flag on minimum/maximum."""
-    value = node.get(key)
-    if isinstance(value, bool):
-        return node.get(plain) if value else None
-    return value
 
 
 # --- finding schemas -----------------------------------------------------------------------

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._errors import ValidationError
-from .documents import DURATION_FIELDS, EndpointSchema, Field, to_lines, to_ratio, to_seconds
+from .._values import to_lines, to_ratio, to_seconds
+from .documents import EndpointSchema
+from .fields import DURATION_FIELDS, Field
 
 __all__ = ["ALIASES", "Mapped", "map_request", "target_field"]
 

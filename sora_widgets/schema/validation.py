@@ -16,7 +16,8 @@ from .._errors import ValidationError
 from .._values import _bounds_phrase, _show, did_you_mean, to_seconds
 
 if TYPE_CHECKING:
-    from .documents import EndpointSchema, Field
+    from .documents import EndpointSchema
+    from .fields import Field
 
 _INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
 _NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
