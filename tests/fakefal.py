@@ -16,7 +16,8 @@ injected per request kind (KINDS).
     fake.set_model_status("acme/new-video", "deprecated")
     fake.add_openapi("acme/other", doc)
     ...
-    fake.count("status"), fake.count("platform"), fake.requests, fake.reset(), fake.stop()
+    fake.count("status"), fake.count("platform"), fake.requests, fake.arrivals("submit")
+    fake.reset(), fake.stop()
 
 Platform API (shapes from fal's "Platform APIs" OpenAPI v1, see the /v1 section below):
     GET  /v1/models?endpoint_id=..&endpoint_id=..&q=..&category=..&status=..&limit=..&cursor=..&expand=openapi-3.0
@@ -222,7 +223,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     client_port: int = 0  # the client's end of the connection: same port, same connection
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # when the server read it (its monotonic clock)
 
     @property
     def json(self) -> Any:
@@ -686,6 +687,11 @@ class FakeFal:
     def of_kind(self, kind: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.kind == kind]
+
+    def arrivals(self, kind: str) -> list[float]:
+        """When each request of `kind` arrived, in order, by the server's clock (time.monotonic):
+        gaps between them show a client's waits without timing the client."""
+        return [r.at for r in self.of_kind(kind)]
 
     # used by the handler ---------------------------------------------------------------------
 

@@ -147,3 +147,12 @@ def test_reset_forgets_everything(fakefal: FakeFal) -> None:
     fakefal.configure(run_s=9)
     fakefal.reset()
     assert fakefal.count() == 0 and fakefal.spec.run_s != 9 and not fakefal.jobs
+
+
+def test_arrivals_are_read_on_the_servers_clock(fakefal: FakeFal, client: fal_client.SyncClient) -> None:
+    before = time.monotonic()
+    first, second = client.submit(APP, {"prompt": "p"}), client.submit(APP, {"prompt": "q"})
+    arrivals = fakefal.arrivals("submit")
+    assert first.request_id != second.request_id and len(arrivals) == 2
+    assert before <= arrivals[0] <= arrivals[1] <= time.monotonic()
+    assert fakefal.arrivals("result") == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 import httpx
@@ -20,9 +19,6 @@ from sora_widgets.records import JobEvent
 APP = "fal-ai/sora-2/image-to-video"
 KEY = "sk-test-VERY-SECRET-4242"
 ARGS = {"prompt": "a lighthouse at dusk", "image_url": "https://example.com/frame.png", "duration": 4}
-
-#: every message and repr a test produced, checked for the key at the end of the module
-SEEN_TEXT: list[str] = []
 
 
 @pytest.fixture
@@ -40,11 +36,6 @@ async def run_job(fal: FalBackend) -> tuple[str, list[JobEvent], dict]:
     request_id = await fal.submit(APP, ARGS)
     events = await follow(fal, request_id)
     return request_id, events, await fal.result(APP, request_id)
-
-
-def failure(info: pytest.ExceptionInfo[GenerationError]) -> GenerationError:
-    SEEN_TEXT.extend([str(info.value), repr(info.value)])
-    return info.value
 
 
 # -- following a job ---------------------------------------------------------------------------
@@ -130,20 +121,22 @@ async def test_status_5xx_and_drops_are_retried(fal: FalBackend, fakefal: FakeFa
 
 async def test_submit_honours_retry_after(fal: FalBackend, fakefal: FakeFal) -> None:
     fakefal.add_fault("submit", Fault.rate_limited(0.4))
-    started = time.monotonic()
     assert await fal.submit(APP, ARGS)
-    assert time.monotonic() - started >= 0.4
+    first, second = fakefal.arrivals("submit")  # the server's clock: the second POST waited
+    assert second - first >= 0.4
     assert fakefal.count("submit") == 2 and len(fakefal.jobs) == 1
 
 
 async def test_result_429_is_retried_by_fal_client_before_retry_after(fal: FalBackend, fakefal: FakeFal) -> None:
-    """Pins fal_client 1.0.3: it retries a 429 itself after ~0.1 s; our Retry-After wait only follows its 10 tries."""
+    """Pins fal_client 1.0.3: it retries a 429 itself (after ~0.1 s, not after Retry-After); our
+    Retry-After wait only follows its 10 tries. With no retries of ours (max_attempts=1) and a
+    per-call bound far below the Retry-After, only fal_client's own retry can fetch the result."""
     request_id = await fal.submit(APP, ARGS)
     await follow(fal, request_id)
-    fakefal.add_fault("result", Fault.rate_limited(2))
-    started = time.monotonic()
+    fal.max_attempts, fal.read_timeout_s = 1, 5.0
+    fakefal.add_fault("result", Fault.rate_limited(60))
     assert (await fal.result(APP, request_id))["video_id"]
-    assert time.monotonic() - started < 1.5 and fakefal.count("result") == 2
+    assert [r.kind for r in fakefal.requests[-2:]] == ["result", "result"] and fakefal.count("result") == 2
 
 
 async def test_resume_from_a_request_id_with_a_fresh_backend(fal: FalBackend, fakefal: FakeFal) -> None:
@@ -183,7 +176,7 @@ async def test_submit_is_not_resent_after_a_dropped_connection(fal: FalBackend, 
     fakefal.add_fault("submit", Fault.drop_after())
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
-    error = failure(info)
+    error = info.value
     assert error.kind == "lost_answer" and "may have accepted" in str(error)
     assert fakefal.count("submit") == 1 and len(fakefal.jobs) == 1
 
@@ -194,7 +187,7 @@ async def test_submit_is_not_resent_after_a_read_timeout(fakefal: FakeFal, monke
     fal = FalBackend(read_timeout_s=0.3)
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
-    assert failure(info).kind == "lost_answer" and "not sent again" in str(info.value)
+    assert info.value.kind == "lost_answer" and "not sent again" in str(info.value)
     assert fakefal.count("submit") == 1
 
 
@@ -212,7 +205,7 @@ async def test_submit_errors_that_may_have_been_taken_are_not_retried(
     fakefal.add_fault("submit", fault)
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
-    assert failure(info).kind == kind and fakefal.count("submit") == 1
+    assert info.value.kind == kind and fakefal.count("submit") == 1
 
 
 async def test_a_503_at_submit_is_declined_so_it_is_sent_again_after_retry_after(
@@ -228,7 +221,7 @@ async def test_result_not_retried_when_fal_says_so(fal: FalBackend, fakefal: Fak
     fakefal.add_fault("result", Fault.http(503, {"detail": "runner gone"}, X_Fal_Retryable="false"))
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    assert failure(info).kind == "server" and fakefal.count("result") == 1
+    assert info.value.kind == "server" and fakefal.count("result") == 1
 
 
 async def test_submit_retries_429(fal: FalBackend, fakefal: FakeFal) -> None:
@@ -253,7 +246,7 @@ async def test_failed_jobs_raise_from_result(fal: FalBackend, fakefal: FakeFal, 
     assert (await follow(fal, request_id))[-1].kind == "completed"
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    error_ = failure(info)
+    error_ = info.value
     assert (error_.kind, error_.field, error_.request_id, error_.endpoint_id) == (kind, field, request_id, APP)
     if field:
         assert field in str(error_)
@@ -273,7 +266,7 @@ async def test_refused_key_names_the_variable_never_the_value(fal: FalBackend, f
     fakefal.add_fault("submit", Fault.http(status, {"detail": "Invalid key"}))
     with pytest.raises(CredentialsError) as info:
         await fal.submit(APP, ARGS)
-    error = failure(info)
+    error = info.value
     assert error.kind == "credentials" and "FAL_KEY" in str(error) and KEY not in str(error)
 
 
@@ -285,7 +278,7 @@ async def test_refused_key_pair(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatc
     assert fal.describe() == "fal.ai (key from FAL_KEY_ID + FAL_KEY_SECRET)"
     with pytest.raises(CredentialsError, match=r"FAL_KEY_ID \+ FAL_KEY_SECRET") as info:
         await fal.submit(APP, ARGS)
-    assert "secret-456" not in str(failure(info))
+    assert "secret-456" not in str(info.value)
     assert fakefal.of_kind("submit")[0].headers["authorization"] == "Key id-123:secret-456"
 
 
@@ -304,7 +297,7 @@ async def test_rate_limit_that_outlasts_the_deadline(fakefal: FakeFal, monkeypat
     fakefal.add_fault("submit", Fault.rate_limited(5))
     with pytest.raises(GenerationError) as info:
         await fal.submit(APP, ARGS)
-    assert failure(info).kind == "rate_limited" and fakefal.count("submit") == 1 and not fakefal.jobs
+    assert info.value.kind == "rate_limited" and fakefal.count("submit") == 1 and not fakefal.jobs
 
 
 async def test_persistent_5xx_and_drops_end_as_server_and_timeout(fal: FalBackend, fakefal: FakeFal) -> None:
@@ -314,13 +307,13 @@ async def test_persistent_5xx_and_drops_end_as_server_and_timeout(fal: FalBacken
     fakefal.add_fault("result", Fault.http(503), times=3)  # a JSON 503: fal_client raises it at once
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    assert failure(info).kind == "server" and fakefal.count("result") == 3
+    assert info.value.kind == "server" and fakefal.count("result") == 3
     fakefal.add_fault("result", Fault.drop(), times=3)  # fal_client retries dropped connections itself
     assert (await fal.result(APP, request_id))["video_id"] and fakefal.count("result") == 7
     fakefal.add_fault("result", Fault.drop(), times=100)  # ... until our bound on each call cuts it
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    assert failure(info).kind == "timeout"
+    assert info.value.kind == "timeout"
 
 
 async def test_slow_result_times_out(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,13 +324,13 @@ async def test_slow_result_times_out(fakefal: FakeFal, monkeypatch: pytest.Monke
     fakefal.add_fault("result", Fault.delay(0.6), times=2)
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    assert failure(info).kind == "timeout" and fakefal.count("result") == 2
+    assert info.value.kind == "timeout" and fakefal.count("result") == 2
 
 
 async def test_unknown_request_id(fal: FalBackend) -> None:
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, "no-such-request")
-    assert failure(info).kind == "not_found"
+    assert info.value.kind == "not_found"
 
 
 # -- cancel ---------------------------------------------------------------------------------------
@@ -351,7 +344,7 @@ async def test_cancel_a_running_job(fal: FalBackend, fakefal: FakeFal) -> None:
     assert events[-1].kind == "completed" and events[-1].message
     with pytest.raises(GenerationError) as info:
         await fal.result(APP, request_id)
-    assert failure(info).kind == "cancelled"
+    assert info.value.kind == "cancelled"
     assert fakefal.of_kind("cancel")[0].method == "PUT"
 
 
@@ -360,7 +353,7 @@ async def test_cancel_of_a_completed_job_says_already_completed(fal: FalBackend,
     request_id = await fal.submit(APP, ARGS)
     with pytest.raises(GenerationError) as info:
         await fal.cancel(APP, request_id)
-    assert failure(info).kind == "already_completed"
+    assert info.value.kind == "already_completed"
     assert (await fal.result(APP, request_id))["video_id"]
 
 
@@ -430,7 +423,7 @@ def test_backend_protocol_and_plain_identity(monkeypatch: pytest.MonkeyPatch) ->
     assert fal.describe() == "fal.ai (key from FAL_KEY)"
     passed = FalBackend(key="explicit-secret")
     assert "explicit-secret" not in repr(passed) + passed.describe()
-    SEEN_TEXT.extend([repr(fal), fal.describe(), str(vars(fal))])
+    assert all(KEY not in text for text in (repr(fal), fal.describe(), str(vars(fal))))
 
 
 def _status_error(status: int, body: object, **headers: str) -> httpx.HTTPStatusError:
@@ -503,18 +496,39 @@ def test_missing_credentials_from_fal_client_are_translated() -> None:
     assert translate(MissingCredentialsError("x"), Context("submit", APP, "no key")).kind == "credentials"
 
 
+async def failures(fal: FalBackend, fakefal: FakeFal, request_id: str) -> list[GenerationError]:
+    """One failure of each sort fal can answer with, every answer echoing the key back."""
+    echo = f"the key {KEY} was used"
+    seen: list[GenerationError] = []
+    for kind, fault in [("result", Fault.http(401, {"detail": echo})),
+                        ("submit", Fault.http(400, {"detail": echo})),
+                        ("submit", Fault.http(422, {"detail": [{"loc": ["body", "prompt"], "msg": echo,
+                                                                 "type": "value_error"}]})),
+                        ("submit", Fault.nginx(502)), ("submit", Fault.drop_after()),
+                        ("result", Fault.http(500, {"detail": echo, "error_type": "runner_server_error"}))]:
+        fakefal.add_fault(kind, fault)
+        call = fal.result(APP, request_id) if kind == "result" else fal.submit(APP, ARGS)
+        with pytest.raises(GenerationError) as info:
+            await call
+        seen.append(info.value)
+    with pytest.raises(GenerationError) as info:
+        await fal.cancel(APP, request_id)
+    return [*seen, info.value]
+
+
 async def test_the_key_never_leaks(fal: FalBackend, fakefal: FakeFal, caplog: pytest.LogCaptureFixture) -> None:
-    """Runs last in this module: a full job plus failures, then every text this module saw."""
+    """A full job, then failures whose answers echo the key: no text this backend made holds it."""
     caplog.set_level(logging.DEBUG)
     fakefal.add_fault("status", Fault.http(503))
     fakefal.add_fault("stream", Fault.break_stream(1))
     fal.use_stream = True
     request_id, events, result = await run_job(fal)
-    fakefal.add_fault("result", Fault.http(401))
-    with pytest.raises(CredentialsError) as info:
-        await fal.result(APP, request_id)
-    failure(info)
-    texts = [*SEEN_TEXT, caplog.text, repr(fal), fal.describe(), repr(events), repr(result)]
+    errors = await failures(fal, fakefal, request_id)
+    assert [e.kind for e in errors] == ["credentials", "rejected", "validation", "lost_answer", "lost_answer",
+                                        "server", "already_completed"]
+    assert isinstance(errors[0], CredentialsError)
+    said = [text for error in errors for text in (str(error), repr(error), str(error.field))]
+    texts = [*said, caplog.text, repr(fal), fal.describe(), repr(events), repr(result)]
     assert all(KEY not in text for text in texts)
     assert all(KEY.encode() not in r.body for r in fakefal.requests)
     assert {r.headers.get("authorization") for r in fakefal.requests if r.kind != "media"} == {f"Key {KEY}"}

@@ -1,22 +1,27 @@
 """Every failure talking to fal becomes a GenerationError here, and only here.
 
-`translate(exc, ctx)` maps fal_client's `FalClientHTTPError` (status, result, cancel, upload),
-httpx errors (our submit and status stream: transport failures, `HTTPStatusError`), timeouts
-(`TimeoutError`: our per-call bound on fal_client calls) and `MissingCredentialsError` to a
-`GenerationError` whose `kind` says what happened; callers `raise translate(exc, ctx) from exc`.
-`http_answer(exc)` reads fal's answer (status, headers, body) out of either HTTP error type, for
-the retry policy and for `translate`. Messages name the key's variable, never its value.
+`translate(exc, ctx)` maps fal_client's errors (`FalClientHTTPError` from status, result, cancel
+and upload; its timeouts; `MissingCredentialsError`), httpx errors (our submit and status stream:
+transport failures, `HTTPStatusError`, undecodable answers), timeouts (`TimeoutError`: our
+per-call bound on fal_client calls), raw `OSError`s such as an `ssl.SSLError` httpcore lets
+through, and answers that cannot be read (`KeyError`, `ValueError`) to a `GenerationError` whose
+`kind` says what happened; callers catch `LOWER_LEVEL_ERRORS` and `raise translate(exc, ctx) from
+exc`. `http_answer(exc)` reads fal's answer (status, headers, body) out of either HTTP error type,
+for the retry policy and for `translate`. Messages name the key's variable, never its value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fal_client.auth import MissingCredentialsError
+from fal_client.client import FalClientError, FalClientHTTPError
 
 from .._errors import CredentialsError, ErrorKind, GenerationError
+from .._secrets import scrub_text
 
 #: names of fal error types / categories that mean "blocked as intellectual property" (unverified:
 #: fal documents only content_policy_violation; Sora's `detect_and_block_ip` may use either)
@@ -26,43 +31,48 @@ _GONE = re.compile(r"(?i)\b(application|app|endpoint|model)\b[^.]{0,80}\b(not fo
                    r"doesn't exist|no longer (available|exists)|has been (retired|removed|deprecated))")
 TIMEOUT_TYPES = {"request_timeout", "startup_timeout", "generation_timeout"}
 
+#: what the backend meets below it (TimeoutError, ssl.SSLError and the socket errors are OSErrors)
+LOWER_LEVEL_ERRORS = (httpx.HTTPError, FalClientError, MissingCredentialsError, OSError, KeyError, ValueError)
+
 MISSING_KEY = ("No fal key: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET), or pass key= to "
                "FalBackend; without a key use the offline preview backend.")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Context:
-    """Where a failure happened: which call, which job, and where the key came from."""
+    """Where a failure happened: which call, which job, where the key came from, and a key given
+    in code (`secrets`, never shown) to scrub from what fal echoes back."""
 
     action: str  # "submit" | "status" | "stream" | "result" | "cancel" | "upload"
     endpoint_id: str
     key_source: str
     request_id: str | None = None
+    secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)
 
 
 def translate(exc: BaseException, ctx: Context) -> GenerationError:
     """The GenerationError that explains `exc` to a notebook user."""
-    from fal_client.auth import MissingCredentialsError
-
     if isinstance(exc, MissingCredentialsError):
         return _error(ctx, "credentials", MISSING_KEY, cls=CredentialsError)
     answer = http_answer(exc)
     if answer is not None:
         return _from_response(*answer, ctx)
-    if isinstance(exc, httpx.TransportError):
-        return _from_transport(exc, ctx)
     if isinstance(exc, TimeoutError):
         if ctx.action == "submit":
             return _lost_answer(ctx, "no answer in time")
         return _error(ctx, "timeout", f"fal did not answer the {ctx.action} request in time (fal_client's "
                       "own retries included).")
-    return _error(ctx, "error", f"fal {ctx.action} failed: {type(exc).__name__}: {exc}")
+    if isinstance(exc, (httpx.DecodingError, httpx.TooManyRedirects, KeyError, ValueError)):
+        return _unreadable(exc, ctx)
+    if isinstance(exc, (httpx.RequestError, OSError)):
+        return _from_transport(exc, ctx)
+    if isinstance(exc, FalClientError):
+        return _error(ctx, "server", f"fal_client reported a failure during {ctx.action}: {_reason(exc)}")
+    return _error(ctx, "error", f"fal {ctx.action} failed: {_reason(exc)}")
 
 
 def http_answer(exc: BaseException) -> tuple[int, Any, httpx.Headers] | None:
     """(status, body, headers) of fal's error answer, or None when fal did not answer."""
-    from fal_client.client import FalClientHTTPError
-
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code, _json(exc.response), exc.response.headers
     if isinstance(exc, FalClientHTTPError):  # `message` is the body's "detail", or the raw text
@@ -71,8 +81,13 @@ def http_answer(exc: BaseException) -> tuple[int, Any, httpx.Headers] | None:
     return None
 
 
-def _from_transport(exc: httpx.TransportError, ctx: Context) -> GenerationError:
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _from_transport(exc: httpx.RequestError | OSError, ctx: Context) -> GenerationError:
+    """A request that got no answer: never sent (connect errors), or cut off on the way."""
+    reason = _reason(exc)
     unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
     if ctx.action == "submit" and not unsent:
         return _lost_answer(ctx, reason)
@@ -82,6 +97,14 @@ def _from_transport(exc: httpx.TransportError, ctx: Context) -> GenerationError:
     if isinstance(exc, httpx.TimeoutException):
         return _error(ctx, "timeout", f"fal did not answer the {ctx.action} request in time ({reason}).")
     return _error(ctx, "network", f"The connection to fal broke during {ctx.action} ({reason}).")
+
+
+def _unreadable(exc: BaseException, ctx: Context) -> GenerationError:
+    """fal answered, but not with anything usable (not JSON, no request id, endless redirects)."""
+    if ctx.action == "submit":
+        return _lost_answer(ctx, f"an answer that could not be read: {_reason(exc)}")
+    return _error(ctx, "server", f"fal's answer to the {ctx.action} request could not be read "
+                  f"({_reason(exc)}).")
 
 
 def _lost_answer(ctx: Context, reason: str) -> GenerationError:
@@ -182,5 +205,6 @@ def _short(value: Any, limit: int = 300) -> str:
 
 def _error(ctx: Context, kind: ErrorKind, message: str, *, status: int | None = None,
            field: str | None = None, cls: type[GenerationError] = GenerationError) -> GenerationError:
-    return cls(message, kind=kind, endpoint_id=ctx.endpoint_id, request_id=ctx.request_id,
-               field=field, status_code=status)
+    return cls(scrub_text(message, ctx.secrets), kind=kind, endpoint_id=ctx.endpoint_id,
+               request_id=ctx.request_id, field=scrub_text(field, ctx.secrets) if field else field,
+               status_code=status)

@@ -28,7 +28,8 @@ async def read_status_stream(client: httpx.AsyncClient, status_url: str,
     """Status objects from `{status_url}/stream`; ends quietly when the stream is refused or breaks.
 
     A refused key (401/403) raises `httpx.HTTPStatusError` for the caller to translate; any other
-    failure just ends the stream, and the caller falls back to polling through fal_client.
+    failure (a broken or undecodable body, a raw `ssl.SSLError`) just ends the stream, and the
+    caller falls back to polling through fal_client.
     """
     import httpx
     from httpx_sse import SSEError, aconnect_sse
@@ -44,7 +45,7 @@ async def read_status_stream(client: httpx.AsyncClient, status_url: str,
             async for sse in source.aiter_sse():
                 if sse.data:
                     yield sse.json()
-    except (httpx.TransportError, SSEError, ValueError):
+    except (httpx.RequestError, OSError, SSEError, ValueError):
         return
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, ValidationError
-from ..media.inputs import contact_sheet, load_image
-from ..schema.documents import DURATION_FIELDS, looks_like_image, to_lines, to_ratio, to_seconds
+from .._values import to_lines, to_ratio, to_seconds
+from ..media import contact_sheet, load_image
+from ..schema.fields import DURATION_FIELDS, looks_like_image
 
 if TYPE_CHECKING:
     import av

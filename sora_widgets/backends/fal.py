@@ -10,8 +10,9 @@ and queue URL:
   tests/test_fakefal.py::test_fal_client_resubmits_after_a_dropped_connection);
 - the status stream, which fal_client 1.0.3 does not expose (see `_fal_stream.py`).
 fal_client retries transport errors, timeouts, 408/409/429 and nginx 5xx pages itself, with
-its own backoff (it does not honour Retry-After); our wrapper adds backoff with jitter, a
-deadline and a per-call time bound for what it raises. fal_client and httpx load on first use.
+its own backoff (it does not honour Retry-After); our policy (`_fal_retry.py`) adds backoff
+with jitter, a deadline and a per-call time bound for what it raises. Local inputs are uploaded
+by `_fal_uploads.py`, failures explained by `_fal_errors.py`. fal_client and httpx load on first use.
 """
 
 from __future__ import annotations
@@ -19,35 +20,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import mimetypes
 import os
-import random
-import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import aclosing
-from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import CredentialsError, ValidationError
+from .._errors import CredentialsError
 from .._secrets import key_source
 from ..records import JobEvent
+from ._fal_uploads import Uploader, Uploads
 
 if TYPE_CHECKING:
     import fal_client
     import httpx
 
     from ._fal_errors import Context
+    from ._fal_retry import RetryPolicy
     from ._fal_stream import Tracker
 
-#: uploader(data, content_type, file_name) -> URL, sync or async
-Uploader = Callable[[bytes, str, str], str | Awaitable[str]]
 T = TypeVar("T")
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
-_PASS_THROUGH = ("http://", "https://", "data:")
-_RETRY_STATUS = {502, 503, 504}
 
 
 class FalBackend:
@@ -75,8 +66,7 @@ class FalBackend:
     ) -> None:
         self._key = key
         self._uploader = uploader
-        self._uploads: MutableMapping[str, str] = {} if upload_cache is None else upload_cache
-        self._inflight: dict[str, asyncio.Task[str]] = {}
+        self._uploads = Uploads(self._send_upload, upload_cache)
         self.retry_deadline_s = retry_deadline_s
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -128,7 +118,7 @@ class FalBackend:
     def _ctx(self, action: str, endpoint_id: str, request_id: str | None = None) -> Context:
         from ._fal_errors import Context
 
-        return Context(action, endpoint_id, self.key_source or "no key", request_id)
+        return Context(action, endpoint_id, self.key_source or "no key", request_id, self.secret_values())
 
     async def _clients_here(self) -> tuple[httpx.AsyncClient, fal_client.AsyncClient]:
         """This loop's (httpx client for submit and stream, fal_client client for the rest).
@@ -179,74 +169,27 @@ class FalBackend:
         which a killed process leaves an `unknown` row is the POST itself."""
         if self.key_source is not None:
             await self._clients_here()
-        out = dict(arguments)
-        for name, value in arguments.items():
-            if name.endswith("_url"):
-                out[name] = await self._as_url(endpoint_id, name, value)
-            elif name.endswith("_urls") and isinstance(value, (list, tuple)):
-                out[name] = [await self._as_url(endpoint_id, name, item) for item in value]
-        return out
+        return await self._uploads.as_urls(endpoint_id, arguments)
 
-    async def _as_url(self, endpoint_id: str, name: str, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(_PASS_THROUGH):
-            return value
-        if isinstance(value, bytes):
-            return await self._upload(endpoint_id, value, "application/octet-stream", "upload.bin")
-        if isinstance(value, str) and (match := _SCHEME.match(value)):
-            raise ValidationError(
-                [(name, f"{match.group(1)}: URLs are not allowed; use http(s), data: or a file path")],
-                endpoint_id=endpoint_id)
-        if not isinstance(value, (str, os.PathLike)):
-            return value
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise ValidationError([(name, f"file not found: {path}")], endpoint_id=endpoint_id)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return await self._upload(endpoint_id, path.read_bytes(), content_type, path.name)
-
-    async def _upload(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
-        """Upload once per sha256; concurrent uploads of the same bytes share one request."""
-        digest = hashlib.sha256(data).hexdigest()
-        task = self._inflight.get(digest)
-        if task is None:
-            task = asyncio.ensure_future(
-                self._upload_once(digest, endpoint_id, data, content_type, file_name))
-            self._inflight[digest] = task
-            task.add_done_callback(lambda _task: self._inflight.pop(digest, None))
-        return await asyncio.shield(task)  # one caller giving up does not cancel the others' upload
-
-    async def _upload_once(self, digest: str, endpoint_id: str, data: bytes, content_type: str,
-                           file_name: str) -> str:
-        """The URL remembered for `digest`, or a new upload remembered before it is shared (the
-        cache may be the history file, so it is read and written off the job loop)."""
-        known = await asyncio.to_thread(self._uploads.get, digest)
-        if known is not None:
-            return str(known)
-        url = await self._call_uploader(endpoint_id, data, content_type, file_name)
-        await asyncio.to_thread(self._uploads.__setitem__, digest, url)
-        return url
-
-    async def _call_uploader(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
+    async def _send_upload(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
         """The injected uploader, or fal_client's `upload` (which retries by itself)."""
         if self._uploader is not None:
             url = self._uploader(data, content_type, file_name)
             return await url if inspect.isawaitable(url) else url
-        import httpx
-        from fal_client.client import FalClientHTTPError
-
-        from ._fal_errors import translate
+        from ._fal_errors import LOWER_LEVEL_ERRORS, translate
 
         _, client = await self._clients_here()
         try:
             return await client.upload(data, content_type, file_name)
-        except (httpx.HTTPError, FalClientHTTPError) as exc:
+        except LOWER_LEVEL_ERRORS as exc:
             raise translate(exc, self._ctx("upload", endpoint_id)) from exc
 
     # -- the queue -----------------------------------------------------------------------------
 
     async def submit(self, endpoint_id: str, arguments: dict[str, Any]) -> str:
         """POST once with our client; sent again only when nothing reached fal (connect errors) or
-        fal declined it (429, 503). A lost answer raises GenerationError(kind="lost_answer").
+        fal declined it (429, 503). A lost or unreadable answer raises
+        GenerationError(kind="lost_answer"): fal may have taken the job.
 
         Not `fal_client.AsyncClient.submit`: that one sends the POST again after a dropped
         connection or a read timeout, when fal may already have accepted (and will bill) the job.
@@ -263,15 +206,14 @@ class FalBackend:
         headers: dict[str, str] = {}
         add_fal_app_context_headers(headers)
 
-        async def post(_: float) -> httpx.Response:
+        async def post(_: float) -> str:
             response = await http.post(QUEUE_URL_FORMAT + endpoint_id, json=arguments, headers=headers,
                                        timeout=self._timeout())
             response.raise_for_status()
-            return response
+            handle_response_headers(response.headers)
+            return str(response.json()["request_id"])
 
-        response = await self._retrying(self._ctx("submit", endpoint_id), post)
-        handle_response_headers(response.headers)
-        return str(response.json()["request_id"])
+        return await self._retry_policy().run(self._ctx("submit", endpoint_id), post)
 
     async def result(self, endpoint_id: str, request_id: str) -> dict[str, Any]:
         """The output, via fal_client's `AsyncRequestHandle.get`; fal's failures become GenerationErrors.
@@ -282,14 +224,17 @@ class FalBackend:
         """
         from ._fal_stream import FinishedHandle
 
-        async def fetch(client: fal_client.AsyncClient) -> Any:
+        async def fetch(client: fal_client.AsyncClient) -> dict[str, Any]:
             handle = await client.get_handle(endpoint_id, request_id)
             if request_id in self._seen_done:
                 handle = FinishedHandle.of(handle)
-            return await handle.get(interval=self.poll_max_s)
+            output = await handle.get(interval=self.poll_max_s)
+            if not isinstance(output, dict):
+                raise ValueError(f"the result is {type(output).__name__}, not a JSON object")
+            return dict(output)
 
         try:
-            return dict(await self._via_fal_client(self._ctx("result", endpoint_id, request_id), fetch))
+            return await self._via_fal_client(self._ctx("result", endpoint_id, request_id), fetch)
         finally:
             self._seen_done.discard(request_id)
 
@@ -328,11 +273,14 @@ class FalBackend:
                 break
         interval = self.poll_min_s
         ctx = self._ctx("status", endpoint_id, request_id)
+
+        async def poll(client: fal_client.AsyncClient) -> dict[str, Any]:
+            return status_dict(await client.status(endpoint_id, request_id, with_logs=True))
+
         while not tracker.done:
-            polled = await self._via_fal_client(
-                ctx, lambda client: client.status(endpoint_id, request_id, with_logs=True))
+            polled = await self._via_fal_client(ctx, poll)
             phase = tracker.phase
-            for event in self._track(tracker, request_id, status_dict(polled)):
+            for event in self._track(tracker, request_id, polled):
                 yield event
             if tracker.done:
                 break
@@ -360,76 +308,10 @@ class FalBackend:
         async def attempt(remaining_s: float) -> T:
             return await asyncio.wait_for(use(client), min(self.read_timeout_s, remaining_s))
 
-        return await self._retrying(ctx, attempt)
+        return await self._retry_policy().run(ctx, attempt)
 
-    async def _retrying(self, ctx: Context, attempt: Callable[[float], Awaitable[T]]) -> T:
-        """`attempt(seconds_left)` with retries on transient failures, within `retry_deadline_s`.
+    def _retry_policy(self) -> RetryPolicy:
+        """The retry policy from this backend's settings as they are now (tests change them)."""
+        from ._fal_retry import RetryPolicy
 
-        Retried: transport errors, timeouts, 502/503/504, and 429 and 503 after their Retry-After.
-        A submit (non-idempotent) is retried only after connect errors, 429 and 503, where fal
-        declined it: anything else (502, 504, a timeout, a connection dropped after sending) may
-        have reached fal, and sending it again could start (and bill) a second job.
-        """
-        import httpx
-        from fal_client.client import FalClientHTTPError
-
-        from ._fal_errors import translate
-
-        deadline = time.monotonic() + self.retry_deadline_s
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return await attempt(max(0.0, deadline - time.monotonic()))
-            except (httpx.HTTPError, FalClientHTTPError, TimeoutError, KeyError, ValueError) as exc:
-                delay = self._retry_delay(exc, tries, idempotent=ctx.action != "submit")
-                if delay is None or not (tries < self.max_attempts and time.monotonic() + delay < deadline):
-                    raise translate(exc, ctx) from exc
-            await asyncio.sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
-        return min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-
-    def _retry_delay(self, exc: Exception, attempt: int, *, idempotent: bool) -> float | None:
-        """Seconds to wait before retrying after `exc`, or None when it must not be retried."""
-        import httpx
-
-        from ._fal_errors import http_answer
-
-        answer = http_answer(exc)
-        if answer is None:
-            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-                return self._backoff(attempt)  # nothing was sent
-            if isinstance(exc, (httpx.TransportError, TimeoutError)) and idempotent:
-                return self._backoff(attempt)
-            return None  # an answer we cannot read (KeyError, ValueError) will not improve
-        status, _, headers = answer
-        if status in (429, 503) and (status == 429 or not _timed_out(headers)):
-            # the server declined the request (nothing was taken), so even a submit is sent again
-            return _retry_after(headers.get("retry-after")) or self._backoff(attempt)
-        if not idempotent or status not in _RETRY_STATUS or _timed_out(headers):
-            return None
-        return self._backoff(attempt)
-
-
-def _timed_out(headers: httpx.Headers) -> bool:
-    """fal says retrying cannot help: the job itself timed out, or fal marked it not retryable."""
-    from ._fal_errors import TIMEOUT_TYPES
-
-    return (headers.get("x-fal-retryable", "").lower() == "false" or "x-fal-request-timeout-type" in headers
-            or headers.get("x-fal-error-type") in TIMEOUT_TYPES)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (delta or HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+        return RetryPolicy(self.retry_deadline_s, self.max_attempts, self.backoff_s, self.max_backoff_s)

@@ -23,9 +23,9 @@ from typing import Any
 
 from .._errors import GenerationError, error_kind
 from .._home import run_home
-from ..media.inputs import atomic_write, normalize_image
+from ..media import atomic_write, normalize_image
 from ..records import JobEvent
-from ..schema.documents import looks_like_image
+from ..schema.fields import looks_like_image
 from ._render import LABEL, RenderCancelled, camera_for, output_size, render_preview
 
 __all__ = ["LABEL", "PreviewBackend", "camera_for", "output_size", "render_preview"]
@@ -89,9 +89,8 @@ class PreviewBackend:
     async def submit(self, endpoint_id: str, arguments: dict[str, Any]) -> str:
         arguments = await self.prepare(endpoint_id, arguments)
         job = _Job(f"preview-{uuid.uuid4().hex}", endpoint_id, arguments)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._jobs[job.request_id] = job
         self._save(job)
+        self._jobs[job.request_id] = job
         self._start(job)
         return job.request_id
 
@@ -178,11 +177,18 @@ class PreviewBackend:
         self._save(job)
 
     def _save(self, job: _Job) -> None:
+        """Write the job's state beside its video; a folder that refuses it fails the render."""
         state = {"request_id": job.request_id, "endpoint_id": job.endpoint_id,
                  "arguments": job.arguments, "status": job.status, "result": job.result,
                  "error": list(job.error) if job.error else None}
         data = json.dumps(state, indent=1, default=str).encode()
-        atomic_write(self.folder / f"{job.request_id}.json", data)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.folder / f"{job.request_id}.json", data)
+        except OSError as exc:
+            raise GenerationError(f"the preview could not save its job in {self.folder}: {exc}",
+                                  kind="render", endpoint_id=job.endpoint_id,
+                                  request_id=job.request_id) from exc
 
     def _job(self, request_id: str, *, resume: bool = True) -> _Job:
         """The live job, or one rebuilt from its saved state (rendered again if its video is gone)."""
@@ -193,7 +199,7 @@ class PreviewBackend:
             raise GenerationError(f"no preview job {request_id!r} in {self.folder}",
                                   kind="not_found", request_id=request_id)
         try:
-            state = json.loads(path.read_text())
+            state = _saved_state(path)
         except (ValueError, OSError) as exc:
             raise GenerationError(f"the saved state of {request_id} is unreadable: {exc}",
                                   kind="not_found", request_id=request_id) from exc
@@ -208,3 +214,13 @@ class PreviewBackend:
             self._start(job)
         self._jobs[request_id] = job
         return job
+
+
+def _saved_state(path: Path) -> dict[str, Any]:
+    """A job's saved state; ValueError when the file is not one (not JSON, or fields missing)."""
+    state = json.loads(path.read_text())
+    if not (isinstance(state, dict) and isinstance(state.get("endpoint_id"), str)
+            and isinstance(state.get("arguments"), dict) and isinstance(state.get("status"), str)
+            and isinstance(state.get("error"), (list, type(None)))):
+        raise ValueError("not a preview job's saved state")
+    return state
