@@ -488,3 +488,17 @@ def test_contact_sheet_lays_tiles_in_rows() -> None:
     sheet = contact_sheet(tiles, columns=5)
     assert sheet.size == (100, 20)
     assert sheet.getpixel((25, 5)) == (20, 0, 0) and sheet.getpixel((25, 15)) == (120, 0, 0)
+
+
+def test_an_unreadable_image_file_is_a_validation_error_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as caught:  # a regular file every read of fails, even as root
+        normalize_image("/proc/self/mem", media_dir=tmp_path, field="image_url")
+    assert caught.value.fields == ["image_url"] and "could not be read" in str(caught.value)
+
+
+def test_a_media_folder_that_cannot_be_written_is_a_media_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the media folder should be")
+    with pytest.raises(GenerationError) as caught:
+        normalize_image(_image_bytes("PNG"), media_dir=blocked)
+    assert caught.value.kind == "media" and "could not be kept" in str(caught.value)

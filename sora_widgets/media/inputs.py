@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, Union
 
-from .._errors import ValidationError
+from .._errors import GenerationError, ValidationError
 from .downloads import fetch_bytes, shown_url, url_problem, url_scheme
 from .files import atomic_write
 from .probe import sniff_image
@@ -170,7 +170,10 @@ def _read_local(source: ImageSource, path: Path) -> tuple[bytes, str]:
         what = "is a folder, not an image file" if path.is_dir() else "does not exist"
         raise _BadImage(f"the file {str(source.given)!r} {what} "
                         f"(looked for {path.resolve()})")
-    return path.read_bytes(), f"the file {str(source.given)!r}"
+    try:
+        return path.read_bytes(), f"the file {str(source.given)!r}"
+    except OSError as exc:
+        raise _BadImage(f"the file {str(source.given)!r} could not be read ({exc.strerror or exc})") from exc
 
 
 def _pil_bytes(img: Image.Image) -> bytes:
@@ -232,8 +235,12 @@ def _store(data: bytes, kind: str, media_dir: Path) -> tuple[str, Path]:
     digest = hashlib.sha256(data).hexdigest()
     dest = Path(media_dir) / "inputs" / f"{digest}.{'jpg' if kind == 'jpeg' else kind}"
     if not (dest.is_file() and dest.stat().st_size == len(data)):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(dest, data)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(dest, data)
+        except OSError as exc:
+            raise GenerationError(f"The input image could not be kept in {dest.parent} "
+                                  f"({exc.strerror or exc}).", kind="media") from exc
     return digest, dest
 
 
