@@ -244,3 +244,49 @@ def test_composite_editors_carry_no_tooltip():
     control = control_for(sw.load_schema()["image_url"])
     assert control.editor.tooltip is None
     assert "first frame" in control.label_widget.value  # the label keeps the help
+
+
+@pytest.mark.parametrize(("field", "bad", "says"), [
+    (Field("steps", "integer", default=10, minimum=1, maximum=50), "8", "must be a number, got '8'"),
+    (Field("steps", "integer", default=10, minimum=1, maximum=50), 2.5, "must be a whole number"),
+    (Field("steps", "integer", default=10, minimum=1, maximum=50), 500,
+     "must be within the slider's range 1 to 50"),
+    (Field("flag", "boolean", default=False), "yes", "must be true or false, got 'yes'"),
+    (Field("name", "string"), 5, "must be text, got int"),
+    (Field("duration", "integer", default=4, enum=(4, 8)), 7, "must be one of 4, 8, got 7"),
+    (Field("tags", "array", item_type="string", item_enum=("x", "y")), ["q"], "must be a list of x, y"),
+    (Field("ids", "array", item_type="string"), 5, "must be a list, got 5"),
+    (Field("extra", "object"), {1, 2}, "must be JSON data"),
+])
+def test_a_value_a_control_cannot_hold_is_a_validation_error_naming_the_field(field, bad, says):
+    """`control.value = bad` raises sw.ValidationError (still a TraitError, so traitlets rolls
+    back), naming the field and what it allows; the control and its editor keep their value."""
+    control = control_for(field)
+    before, shown = control.value, control.editor.value
+    with pytest.raises(sw.ValidationError) as caught:
+        control.value = bad
+    assert isinstance(caught.value, traitlets.TraitError)
+    [(name, message)] = caught.value.errors
+    assert name == field.name and message.startswith(says)
+    assert control.value == before and control.editor.value == shown
+
+
+def test_a_value_the_editor_itself_refuses_is_a_validation_error_and_changes_nothing():
+    control = control_for(Field("counts", "array", item_type="integer"))
+    with pytest.raises(sw.ValidationError, match="counts: must be array") as caught:
+        control.value = ["q"]
+    assert isinstance(caught.value, traitlets.TraitError)
+    assert control.value is None and control.editor.value == []
+
+
+@pytest.mark.parametrize(("field", "says"), [
+    (Field("duration", "integer", default=5, enum=(4, 8)), "must be one of 4, 8, got 5"),
+    (Field("steps", "integer", default="x", minimum=1, maximum=50), "must be a number, got 'x'"),
+    (Field("scale", "number", default="x"), "must be a number, got 'x'"),
+    (Field("extra", "object", default={1, 2}), "must be JSON data"),
+])
+def test_a_default_its_control_cannot_hold_is_a_validation_error(field, says):
+    with pytest.raises(sw.ValidationError) as caught:
+        control_for(field)
+    [(name, message)] = caught.value.errors
+    assert name == field.name and message.startswith(says)

@@ -91,6 +91,31 @@ def test_setting_arguments_sets_controls(tmp_path):
         panel.arguments = {"duration": 7}
 
 
+def test_arguments_a_control_cannot_hold_are_named_by_field(tmp_path):
+    panel = make_panel(tmp_path, schema=sw.EndpointSchema.from_openapi(UNSEEN))
+    with pytest.raises(sw.ValidationError) as caught:
+        panel.arguments = {"text": "x", "steps": "many", "strength": 5}
+    assert caught.value.errors == [("steps", "must be a number, got 'many'"),
+                                   ("strength", "must be within the slider's range 0 to 1, got 5")]
+    assert caught.value.endpoint_id == "acme/wobble/v2"
+
+
+def test_an_endpoint_whose_default_its_control_cannot_hold_is_refused_and_the_panel_stays(tmp_path):
+    import copy
+
+    document = copy.deepcopy(UNSEEN)
+    document["components"]["schemas"]["WobbleInput"]["properties"]["style"]["default"] = "wobbly"
+    broken = sw.EndpointSchema.from_openapi(document)
+    with pytest.raises(sw.ValidationError, match="style: must be one of calm") as caught:
+        make_panel(tmp_path, schema=broken)
+    assert caught.value.endpoint_id == "acme/wobble/v2" and caught.value.fields == ["style"]
+    panel = make_panel(tmp_path)
+    with pytest.raises(sw.ValidationError, match="style"):
+        panel.endpoint = broken
+    assert panel.endpoint == "fal-ai/sora-2/image-to-video" and "prompt" in panel.controls
+    assert panel.picker.value == "fal-ai/sora-2/image-to-video"
+
+
 def test_unseen_endpoint_builds_matching_controls(tmp_path):
     schema = sw.EndpointSchema.from_openapi(UNSEEN)
     panel = make_panel(tmp_path, schema=schema)
@@ -274,10 +299,10 @@ def test_display_shows_the_view_then_a_summary_that_follows_every_job(tmp_path, 
                                                                       monkeypatch):
     """The summary is its own output under the live view: a job's start and end update it (by
     display id, from the job loop's thread too), and the view itself is never sent again."""
-    from sora_widgets.widgets import panel as panel_module
+    from sora_widgets.widgets import panel_summary
 
     shown: list[tuple[dict, dict]] = []
-    monkeypatch.setattr(panel_module, "display", lambda obj, **kw: shown.append((obj, kw)))
+    monkeypatch.setattr(panel_summary, "display", lambda obj, **kw: shown.append((obj, kw)))
     monkeypatch.chdir(tmp_path)
     panel = sw.Panel(backend="preview", history=History(tmp_path))
     panel._ipython_display_()
@@ -306,7 +331,7 @@ def test_summary_updates_are_sent_as_replies_to_the_cell_that_showed_the_panel(t
     parented to the displaying cell's request instead (set_thread_parent), then reset."""
     from types import SimpleNamespace
 
-    from sora_widgets.widgets import panel as panel_module
+    from sora_widgets.widgets import panel_summary
 
     calls: list[tuple[str, object]] = []
 
@@ -322,8 +347,8 @@ def test_summary_updates_are_sent_as_replies_to_the_cell_that_showed_the_panel(t
             calls.append(("reset", token))
 
     shell = SimpleNamespace(display_pub=Publisher())
-    monkeypatch.setattr(panel_module, "get_ipython", lambda: shell)
-    monkeypatch.setattr(panel_module, "display",
+    monkeypatch.setattr(panel_summary, "get_ipython", lambda: shell)
+    monkeypatch.setattr(panel_summary, "display",
                         lambda obj, **kw: calls.append(("display", kw.get("update", False))))
     panel = sw.Panel(backend="preview", history=History(tmp_path))
     panel._ipython_display_()

@@ -19,7 +19,8 @@ import ipywidgets as widgets
 import traitlets
 
 from ..records import JobStatus, poster_src
-from .card import OnLoad, RunView, model_name, run_html, short_endpoint, video_seconds
+from .card import OnLoad, RunView
+from .runs import model_name, run_html, short_endpoint, video_seconds
 
 if TYPE_CHECKING:
     from ..history.store import History

@@ -6,10 +6,8 @@ the form (left) and the results, newest first (right); the two sit side by side 
 and stack on a narrow one, by CSS flex wrapping alone (Python never knows the width).
 
 Under the live view, a separate output shows a static HTML summary of the latest results,
-updated when a job starts or ends. Its own CSS hides it while the live view is on the page, and
-hides the widget's output ("Error displaying widget: model not found") while the live view is
-not: a notebook saved and reopened without a kernel shows the runs and no error
-(`_ipython_display_`, `summary_html`).
+updated when a job starts or ends (panel_summary.py), so a notebook saved and reopened without a
+kernel shows the runs and no error. The endpoint menu and status words are endpoint_picker.py's.
 """
 
 from __future__ import annotations
@@ -19,20 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import traitlets
-from IPython import get_ipython
-from IPython.display import display
 
 from .._errors import SoraWidgetsError, ValidationError
+from .._values import did_you_mean
 from ..backends import Backend, key_source
 from ..pricing import PRICES_AS_OF, estimate_cost, format_usd, price_for
 from ..records import html_text
-from ..schema.documents import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, did_you_mean, schema_for
+from ..schema.documents import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, schema_for
 from .controls import FieldControl, control_for, is_advanced
+from .endpoint_picker import EndpointPicker, status_html
+from .panel_summary import SUMMARY_RUNS, SummaryOutput, live_class, summary_html
 
 if TYPE_CHECKING:
     from ..history.store import History
     from ..jobs.job import Job
-    from ..schema.endpoints import EndpointInfo
     from .card import JobCard
     from .history_view import HistoryView
 
@@ -40,7 +38,6 @@ __all__ = ["Panel"]
 
 OFFLINE = ("Offline preview — no FAL_KEY set: videos are rendered on this machine from your "
            "image, not by a model")
-SUMMARY_RUNS = 5
 
 
 class Panel(widgets.VBox):
@@ -67,13 +64,10 @@ class Panel(widgets.VBox):
         self._advanced = set(advanced) if advanced is not None else None
         self.banner = widgets.HTML()
         self.status_banner = widgets.HTML()
-        self.picker = widgets.Dropdown(description="Endpoint", style={"description_width": "70px"},
-                                       layout=widgets.Layout(width="520px", max_width="100%"))
-        self.other_endpoint = widgets.Text(placeholder="another endpoint id, or a path to its OpenAPI .json",
-                                           layout=widgets.Layout(width="360px", max_width="100%"))
-        self.other_button = widgets.Button(description="Load", icon="download",
-                                           layout=widgets.Layout(width="auto"))
-        self.other_button.on_click(self._handle_other_endpoint)
+        self.endpoint_picker = EndpointPicker(on_pick=self._switch)
+        self.picker = self.endpoint_picker.menu
+        self.other_endpoint = self.endpoint_picker.other
+        self.other_button = self.endpoint_picker.load_button
         self.generate_button = widgets.Button(description="Generate", icon="play",
                                               button_style="primary", disabled=True,
                                               layout=widgets.Layout(width="auto", flex="0 0 auto"))
@@ -88,16 +82,12 @@ class Panel(widgets.VBox):
         self._history_box = widgets.VBox()
         self.tabs = widgets.Tab([self._workspace(), self._history_box], titles=("Generate", "History"))
         self.tabs.observe(self._handle_tab, "selected_index")
-        chooser = widgets.HBox([self.picker, self.other_endpoint, self.other_button],
-                               layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        super().__init__([self.banner, chooser, self.status_banner, self.tabs])
+        super().__init__([self.banner, self.endpoint_picker, self.status_banner, self.tabs])
         self.add_class("sora-panel")
-        self.add_class(self._live_class)
-        self._display_parents: list[dict[str, Any] | None] = []  # where the summary is shown
+        self.add_class(live_class(self.model_id))
+        self._summary = SummaryOutput(live_class(self.model_id))
         self.controls: dict[str, FieldControl] = {}
-        self._endpoints: dict[str, EndpointInfo] | None = None  # the picker's list, made once
         self._use_schema(schema_for(schema if schema is not None else endpoint), keep={})
-        self.picker.observe(self._handle_pick, "value")
 
     def _workspace(self) -> widgets.Box:
         """The Generate tab: the form and the results, side by side while both fit their minimum
@@ -133,21 +123,25 @@ class Panel(widgets.VBox):
         self._use_schema(schema, keep=self.arguments)
 
     def _use_schema(self, schema: EndpointSchema, *, keep: Mapping[str, Any]) -> None:
-        """Build the controls of `schema`, carry over the kept values it accepts, refresh all."""
+        """Build the controls of `schema`, carry over the kept values it accepts, refresh all.
+
+        A default that its own control cannot hold raises ValidationError; the panel stays as it was."""
         from ..schema.endpoints import endpoint_status
         from ..schema.mapping import target_field
         from ..schema.validation import problem_with
 
-        self.schema = schema
+        shown = [f for f in schema.fields if not f.hidden]
+        try:
+            controls = {f.name: control_for(f, media_dir=self.history.media_dir) for f in shown}
+        except ValidationError as exc:
+            raise ValidationError(exc.errors, endpoint_id=schema.endpoint_id) from exc
+        self.schema, self.controls = schema, controls
         self.status = endpoint_status(schema.endpoint_id)
         self._touched: set[str] = set()
         self._bulk = False
-        media_dir = self.history.media_dir
-        shown = [f for f in schema.fields if not f.hidden]
-        self.controls = {f.name: control_for(f, media_dir=media_dir) for f in shown}
         folded = self._advanced if self._advanced is not None else {f.name for f in shown if is_advanced(f)}
-        main = [c for name, c in self.controls.items() if name not in folded]
-        extra = [c for name, c in self.controls.items() if name in folded]
+        main = [c for name, c in controls.items() if name not in folded]
+        extra = [c for name, c in controls.items() if name in folded]
         children: list[widgets.Widget] = [*main]
         if extra:
             children.append(widgets.Accordion([widgets.VBox(extra)], titles=("Advanced",),
@@ -155,51 +149,20 @@ class Panel(widgets.VBox):
         self.fields_box.children = tuple(children)
         for name, value in keep.items():
             target = target_field(schema, name)
-            if target is None or target not in self.controls or problem_with(schema[target], value):
+            if target is None or target not in controls or problem_with(schema[target], value):
                 continue  # a field or value this endpoint does not take: its own default stays
             try:
-                self.controls[target].value = value
-            except traitlets.TraitError:
+                controls[target].value = value
+            except ValidationError:  # a value the control cannot show (off its slider)
                 continue
             self._touched.add(target)
-        for control in self.controls.values():
+        for control in controls.values():
             control.observe(self._handle_change, names=["value", "problem"])
-        self._fill_picker()
-        self.status_banner.value = self._status_html()
+        self.endpoint_picker.show(self.status)
+        self.status_banner.value = status_html(self.status)
         self._refresh()
         if self._history_view is not None:
             self._history_view.refresh()
-
-    def _fill_picker(self) -> None:
-        """Bundled, cached and (with a key) fal's image-to-video endpoints, listed once per panel
-        (and the current one if it is none of those), the current one chosen."""
-        from ..schema.endpoints import find_endpoints
-
-        if self._endpoints is None:
-            self._endpoints = {e.endpoint_id: e for e in find_endpoints(category=None, online=False)}
-            for info in find_endpoints(category="image-to-video"):
-                self._endpoints.setdefault(info.endpoint_id, info)
-        found = self._endpoints
-        current = self.schema.endpoint_id
-        options = [(_picker_label(info.endpoint_id, info.status, info.origin), info.endpoint_id)
-                   for info in found.values()]
-        if current not in found:
-            options.insert(0, (_picker_label(current, self.status.status, "document"), current))
-        self._picking = True
-        try:
-            self.picker.options = options
-            self.picker.value = current
-        finally:
-            self._picking = False
-
-    def _handle_pick(self, change: traitlets.Bunch) -> None:
-        if self._picking or change.new is None or change.new == self.endpoint:
-            return
-        self._switch(change.new)
-
-    def _handle_other_endpoint(self, button: widgets.Button) -> None:
-        if self.other_endpoint.value.strip():
-            self._switch(self.other_endpoint.value.strip())
 
     def _switch(self, spec: str) -> None:
         """Switch endpoints from the picker; a schema that cannot be had is said, not raised."""
@@ -207,25 +170,7 @@ class Panel(widgets.VBox):
             self.endpoint = spec
         except SoraWidgetsError as exc:
             self.status_line.value = f"<span style='color:#b00'>{html_text(str(exc))}</span>"
-            self._fill_picker()
-
-    def _status_html(self) -> str:
-        """The endpoint's status in plain words, shown before anything is sent."""
-        st = self.status
-        since = f" on {st.since.isoformat()}" if st.since else ""
-        if st.status == "retired":
-            return _box("#fde2e1", f"<b>{html_text(st.endpoint_id)} was retired{since}.</b> "
-                        f"{html_text(st.message)} Your past runs stay in the History tab. To generate, "
-                        "pick another model in the Endpoint menu above. "
-                        f"<small>Source: {html_text(st.source)}</small>")
-        if st.status == "deprecated":
-            return _box("#fff4d6", f"<b>{html_text(st.endpoint_id)} is deprecated.</b> "
-                        f"{html_text(st.message)} "
-                        f"<small>Source: {html_text(st.source)}</small>")
-        if st.status == "active":
-            return _box("#e9f7ec", f"Endpoint status: <b>active</b>. <small>{html_text(st.message)} "
-                        f"Source: {html_text(st.source)}</small>")
-        return _box("#f2f2f2", f"Endpoint status: <b>unknown</b>. <small>{html_text(st.message)}</small>")
+            self.endpoint_picker.show(self.status)
 
     # --- the request ------------------------------------------------------------------------
 
@@ -250,8 +195,8 @@ class Panel(widgets.VBox):
                 wanted = value.get(f.name, f.default if f.has_default else None)
                 try:
                     self.controls[f.name].value = wanted
-                except traitlets.TraitError as exc:
-                    errors.append((f.name, str(exc)))
+                except ValidationError as exc:  # the control names its field and what it allows
+                    errors.extend(exc.errors)
         finally:
             self._bulk = False
         self._touched.update(self.controls)
@@ -400,32 +345,16 @@ class Panel(widgets.VBox):
 
     # --- display ----------------------------------------------------------------------------
 
-    @property
-    def _live_class(self) -> str:
-        """The CSS class of this panel's live view: while it is on the page, the summary hides."""
-        return f"sora-panel-{self.model_id}"
-
     def summary_html(self) -> str:
-        """Static HTML of the latest results: what a saved notebook shows without a kernel.
-
-        Its CSS hides it (and its output's row) while this panel's live view is on the page, and,
-        while the view is not (no kernel, or a new one without this panel's model), hides the
-        output just before it: the widget's, which then says "Error displaying widget"."""
-        key = f"sora-panel-summary-{self.model_id}"
-        live = f"body:has(.{self._live_class})"
-        gone = f"body:not(:has(.{self._live_class}))"
-        style = (f"<style>{live} .{key}, {live} .jp-OutputArea-child:has(.{key}) {{display: none}} "
-                 f"{gone} .jp-OutputArea-child:has(+ .jp-OutputArea-child .{key}) {{display: none}}"
-                 "</style>")
-        head = f"<div><b>sora-widgets panel</b>{self._banner_html()}</div>"
+        """Static HTML of the latest results: what a saved notebook shows without a kernel."""
         if self.cards:
-            body = "".join(card.static_html() for card in self.cards[:SUMMARY_RUNS])
+            runs = [card.static_html() for card in self.cards[:SUMMARY_RUNS]]
         else:
             from .history_view import record_html
 
             rows = self.history.find(endpoint_id=self.schema.endpoint_id, limit=SUMMARY_RUNS)
-            body = "".join(record_html(row) for row in rows) or "<p>No runs yet.</p>"
-        return f"<div class='sora-panel-summary {key}'>{style}{head}{body}</div>"
+            runs = [record_html(row) for row in rows]
+        return summary_html(self.model_id, self._banner_html(), runs)
 
     def _summary_bundle(self) -> dict[str, str]:
         return {"text/html": self.summary_html(), "text/plain": repr(self)}
@@ -433,43 +362,14 @@ class Panel(widgets.VBox):
     def _ipython_display_(self) -> None:
         """Show the live view, then the summary as its own output (display id per panel), so a
         job's end updates the summary without re-rendering the view (and the focus in it)."""
-        display(super()._repr_mimebundle_(), raw=True)
-        display(self._summary_bundle(), raw=True, display_id=self._live_class)
-        publisher = getattr(get_ipython(), "display_pub", None)
-        parent = dict(getattr(publisher, "parent_header", None) or {}) or None
-        if parent not in self._display_parents:
-            self._display_parents.append(parent)
+        self._summary.show(super()._repr_mimebundle_(), self._summary_bundle())
 
     def _update_summary(self) -> None:
-        """Send the summary to every output showing it; safe from the job loop's thread.
-
-        A front end routes an update by the message's parent: ipykernel gives a message from
-        another thread the parent of the latest request (often another cell, or a widget's
-        click), so each update is sent as a reply to the request that displayed the panel."""
-        if not self._display_parents:
-            return
-        bundle = self._summary_bundle()
-        publisher = getattr(get_ipython(), "display_pub", None)
-        for parent in self._display_parents:
-            token = (publisher.set_thread_parent(parent) if publisher is not None and parent is not None
-                     and hasattr(publisher, "set_thread_parent") else None)
-            try:
-                display(bundle, raw=True, display_id=self._live_class, update=True)
-            finally:
-                if publisher is not None and token is not None:
-                    publisher.reset_thread_parent(token)
+        """Send the summary to every output showing it; safe from the job loop's thread."""
+        if self._summary.displayed:
+            self._summary.update(self._summary_bundle())
 
     def __repr__(self) -> str:
         return (f"Panel({self.schema.endpoint_id!r}, backend={self.backend_name!r}, "
                 f"runs={len(self.jobs)})")
 
-
-def _box(colour: str, inner: str) -> str:
-    return (f"<div style='background:{colour};padding:4px 8px;border-radius:4px;margin:2px 0;"
-            f"line-height:1.4'>{inner}</div>")
-
-
-def _picker_label(endpoint_id: str, status: str, origin: str) -> str:
-    marks = {"retired": " (retired)", "deprecated": " (deprecated)"}
-    where = {"cached": " · cached", "fal": " · from fal", "document": " · from a document"}
-    return f"{endpoint_id}{marks.get(status, '')}{where.get(origin, '')}"

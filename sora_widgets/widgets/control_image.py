@@ -1,0 +1,99 @@
+"""Image controls: a URL or path box, a file upload kept under media/inputs (by content hash),
+and a thumbnail of the image; a path to no file is the control's own problem.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import traitlets
+
+from .._home import run_home
+from ..schema.fields import Field
+from .control_base import WIDE, FieldControl
+from .control_text import text_shown, text_value
+
+__all__ = ["ImageInput", "control_for_image"]
+
+THUMBNAIL_PX = 160
+_URL = re.compile(r"^(https?:|data:)", re.IGNORECASE)
+
+
+class ImageInput(widgets.VBox):
+    """An image field's editor: a URL or path box, a file upload and a thumbnail of the image."""
+
+    value = traitlets.Unicode("", help="The URL, data URI or local path of the image; '' when "
+                                       "none is chosen.")
+
+    def __init__(self, *, media_dir: Path | None = None) -> None:
+        self.media_dir = media_dir
+        self.text = widgets.Text(placeholder="https://... or a path on this machine",
+                                 layout=widgets.Layout(flex="1 1 auto", width="auto"))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
+                                         layout=widgets.Layout(width="auto", flex="0 0 auto"))
+        self.thumbnail = widgets.Image(layout=widgets.Layout(max_width=f"{THUMBNAIL_PX}px",
+                                                             display="none"))
+        super().__init__([widgets.HBox([self.text, self.upload]), self.thumbnail],
+                         layout=widgets.Layout(width=WIDE))
+        traitlets.link((self.text, "value"), (self, "value"))
+        self.upload.observe(self._handle_upload, "value")
+
+    def _handle_upload(self, change: traitlets.Bunch) -> None:
+        """Keep the uploaded image under media/inputs (by content hash) and point at that file."""
+        if not change.new:
+            return
+        from ..media.inputs import normalize_image
+
+        item = change.new[0]
+        folder = self.media_dir or run_home() / "media"
+        image = normalize_image(bytes(item["content"]), media_dir=folder)
+        self.value = image.value
+        self.upload.value = ()  # the bytes are on disk now; keep them out of the widget state
+
+    @traitlets.observe("value")
+    def _handle_value(self, change: traitlets.Bunch) -> None:
+        self.thumbnail.value, self.thumbnail.format = _thumbnail(change.new)
+        self.thumbnail.layout.display = None if self.thumbnail.value else "none"
+
+    def missing_file(self) -> str:
+        """A sentence when the value names a local file that is not there, else ''."""
+        value = self.value.strip()
+        if not value or _URL.match(value) or Path(value).expanduser().is_file():
+            return ""
+        return f"no image file at {value} (looked in {Path(value).expanduser().resolve().parent})"
+
+
+def _thumbnail(value: str) -> tuple[bytes, str]:
+    """Bytes and format for an Image widget: URLs load in the browser, local files shrink here."""
+    value = value.strip()
+    if _URL.match(value):
+        return value.encode(), "url"
+    path = Path(value).expanduser() if value else None
+    if path is None or not path.is_file():
+        return b"", "png"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            out = io.BytesIO()
+            img.convert("RGB").save(out, format="JPEG", quality=80)
+    except (UnidentifiedImageError, OSError):
+        return b"", "png"
+    return out.getvalue(), "jpeg"
+
+
+def control_for_image(field: Field, *, media_dir: Path | None = None) -> FieldControl:
+    """A URL/path box, a file upload (kept under media/inputs) and a thumbnail of the image."""
+    editor = ImageInput(media_dir=media_dir)
+    control = FieldControl(field, editor, read=text_value, write=text_shown)
+
+    def check(change: Any = None) -> None:
+        control.problem = editor.missing_file()
+
+    editor.observe(check, "value")
+    return control
