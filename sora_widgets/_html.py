@@ -13,13 +13,23 @@ import html
 import io
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._home import shown_path
+
 if TYPE_CHECKING:
+    from .history.store import History
     from .records import Generation
 
-__all__ = ["POSTER_PX", "generation_html", "html_attr", "html_text", "media_src", "poster_src", "shown_value"]
+__all__ = ["POSTER_PX", "generation_html", "history_html", "html_attr", "html_table", "html_text",
+           "media_src", "poster_src", "schema_html", "shown_value"]
+
+_LEFT = "style='text-align:left'"  # on every cell: JupyterLab right-aligns tables in outputs
+_SHORT = "style='text-align:left;white-space:nowrap'"  # cells other than the prompt stay on one line
+_CELL = "style='text-align:left;vertical-align:top'"
+_HISTORY_ROWS = 20  # the newest runs a history shows in a notebook
 
 
 def html_text(value: Any) -> str:
@@ -157,3 +167,76 @@ def generation_html(gen: Generation, *, embed: bool = False) -> str:
         parts.append(f"<small>{html_text(', '.join(f'{k}={v}' for k, v in facts.items()))}</small>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def html_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A left-aligned table of `head` (plain text) over `rows` (HTML already); empty without rows."""
+    if not rows:
+        return ""
+    cells = [f"<tr>{''.join(f'<th {_CELL}>{html_text(h)}</th>' for h in head)}</tr>"]
+    cells += [f"<tr>{''.join(f'<td {_CELL}>{c}</td>' for c in row)}</tr>" for row in rows]
+    return f"<table>{''.join(cells)}</table>"
+
+
+def schema_html(endpoint_id: str, rows: list[tuple[str, ...]]) -> str:
+    """An endpoint's fields as a table (`EndpointSchema._repr_html_`): `rows` of plain text for
+    field, type, allowed values, default and description."""
+    shown = [tuple(html_text(cell) for cell in row) for row in rows]
+    table = html_table(("field", "type", "allowed", "default", "description"), shown)
+    return f"<b>{html_text(endpoint_id)}</b> (* required){table}"
+
+
+def _runs_text(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def history_html(log: History) -> str:
+    """A history as a compact table of its newest runs (`History._repr_html_`): every value from
+    the file escaped, cells left-aligned (JupyterLab right-aligns them), no `$` typeset as math."""
+    records = log.find(limit=_HISTORY_ROWS)
+    total = log.count()
+    shown = _runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
+    head = (f"<div class='sora-history'><div><b>History</b> · <code>{html_text(shown_path(log.path))}</code>"
+            f" · {html_text(shown)}</div>")
+    if not records:
+        return head + "<div><i>No runs yet.</i></div></div>"
+    cells = ["", "#", "time (UTC)", "prompt", "model", "duration", "status", "cost"]
+    rows = ["<tr>" + "".join(f"<th {_LEFT}>{html_text(c)}</th>" for c in cells) + "</tr>"]
+    for record in records:
+        arguments = record["arguments"]
+        src = _thumbnail_src(log.path.parent, record["thumbnail_path"], record["thumbnail_url"])
+        thumb = f"<img src='{html.escape(src)}' style='height:40px' loading='lazy'>" if src else ""
+        prompt = str(arguments.get("prompt", ""))
+        short = prompt if len(prompt) <= 80 else prompt[:77] + "..."
+        duration = arguments.get("duration")
+        cost = record["cost_usd"]
+        before = [str(record["id"]), _when(record["created_at"])]
+        after = [str(arguments.get("model", "")), "" if duration is None else f"{duration} s",
+                 record["status"].value, "" if cost is None else f"${cost:.2f}"]
+        rows.append(f"<tr><td {_LEFT}>{thumb}</td>"
+                    + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in before)
+                    + f"<td {_LEFT} title='{html_attr(prompt)}'>{html_text(short)}</td>"
+                    + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in after) + "</tr>")
+    return head + "<table>" + "".join(rows) + "</table></div>"
+
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _thumbnail_src(base: Path, path: str | None, url: str | None) -> str | None:
+    """The local thumbnail relative to the working folder when reachable, else a web URL.
+
+    A relative stored path is taken relative to the history's folder, so a copied run folder works.
+    """
+    if path:
+        local = Path(path) if Path(path).is_absolute() else base / path
+        if local.is_file():
+            try:
+                return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
+            except ValueError:
+                pass
+    if url and url.startswith(("https://", "http://", "data:image/")):
+        return url
+    return None

@@ -6,18 +6,15 @@ the write side never pay for them.
 
 from __future__ import annotations
 
-import html
 import importlib
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import HistoryError
-from .._home import shown_path as _shown_path
-from ..records import JobStatus, html_attr, html_text
+from ..records import JobStatus
 from . import migrations as schema
 from .rows import PATH_COLUMNS, absolute
 
@@ -29,9 +26,6 @@ if TYPE_CHECKING:
 
 _CATEGORIES = ("status", "backend", "endpoint_id", "model", "resolution", "aspect_ratio")
 _LEAD = ("id", "created_at", "status", "endpoint_id", "backend")  # first columns; arguments follow
-_HTML_ROWS = 20
-_LEFT = "style='text-align:left'"  # on every cell: JupyterLab right-aligns tables in outputs
-_SHORT = "style='text-align:left;white-space:nowrap'"  # cells other than the prompt stay on one line
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a CSV cell a formula
 
 
@@ -151,58 +145,3 @@ def _parquet_engine() -> str:
         return engine
     raise HistoryError("Parquet export needs pyarrow or fastparquet, and neither is installed: "
                        "pip install pyarrow (or export to .csv or .jsonl).")
-
-
-def html_table(log: History) -> str:
-    """The newest runs as a compact HTML table; every value from the file is escaped, cells are
-    left-aligned (JupyterLab right-aligns them) and no `$` can be typeset as math."""
-    records = log.find(limit=_HTML_ROWS)
-    total = log.count()
-    shown = runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
-    head = (f"<div class='sora-history'><div><b>History</b> · <code>{html_text(_shown_path(log.path))}</code>"
-            f" · {html_text(shown)}</div>")
-    if not records:
-        return head + "<div><i>No runs yet.</i></div></div>"
-    cells = ["", "#", "time (UTC)", "prompt", "model", "duration", "status", "cost"]
-    rows = ["<tr>" + "".join(f"<th {_LEFT}>{html_text(c)}</th>" for c in cells) + "</tr>"]
-    for record in records:
-        arguments = record["arguments"]
-        src = _thumbnail_src(log.path.parent, record["thumbnail_path"], record["thumbnail_url"])
-        thumb = f"<img src='{html.escape(src)}' style='height:40px' loading='lazy'>" if src else ""
-        prompt = str(arguments.get("prompt", ""))
-        short = prompt if len(prompt) <= 80 else prompt[:77] + "..."
-        duration = arguments.get("duration")
-        cost = record["cost_usd"]
-        before = [str(record["id"]), _when(record["created_at"])]
-        after = [str(arguments.get("model", "")), "" if duration is None else f"{duration} s",
-                 record["status"].value, "" if cost is None else f"${cost:.2f}"]
-        rows.append(f"<tr><td {_LEFT}>{thumb}</td>"
-                    + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in before)
-                    + f"<td {_LEFT} title='{html_attr(prompt)}'>{html_text(short)}</td>"
-                    + "".join(f"<td {_SHORT}>{html_text(v)}</td>" for v in after) + "</tr>")
-    return head + "<table>" + "".join(rows) + "</table></div>"
-
-
-def runs_text(count: int) -> str:
-    return f"{count} run" if count == 1 else f"{count} runs"
-
-
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _thumbnail_src(base: Path, path: str | None, url: str | None) -> str | None:
-    """The local thumbnail relative to the working folder when reachable, else a web URL.
-
-    A relative stored path is taken relative to the history's folder, so a copied run folder works.
-    """
-    if path:
-        local = Path(path) if Path(path).is_absolute() else base / path
-        if local.is_file():
-            try:
-                return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
-            except ValueError:
-                pass
-    if url and url.startswith(("https://", "http://", "data:image/")):
-        return url
-    return None

@@ -366,7 +366,9 @@ class History(Claims):
         return f"<History {shown_path(self.path)}{' (read-only)' if self.read_only else ''}>"
 
     def _repr_html_(self) -> str:
-        return export.html_table(self)
+        from .._html import history_html
+
+        return history_html(self)
 
 
 def _not_settable(name: str) -> str:

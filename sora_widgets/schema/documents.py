@@ -8,7 +8,6 @@ so a new endpoint or model snapshot is a new JSON file or a fetched document, ne
 from __future__ import annotations
 
 import functools
-import html
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -89,16 +88,11 @@ class EndpointSchema:
         return f"EndpointSchema({self.endpoint_id!r}, fields={self.names})"
 
     def _repr_html_(self) -> str:
-        rows = []
-        for f in self.fields:
-            default = _show(f.default) if f.has_default else ""
-            rows.append(
-                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-                    f.name + (" *" if f.required else ""), f.type, f.allowed(), default,
-                    f.description)) + "</tr>")
-        head = "".join(f"<th>{h}</th>" for h in ("field", "type", "allowed", "default", "description"))
-        return (f"<b>{html.escape(self.endpoint_id)}</b> (* required)"
-                f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+        from .._html import schema_html
+
+        return schema_html(self.endpoint_id, [
+            (f.name + (" *" if f.required else ""), f.type, f.allowed(),
+             _show(f.default) if f.has_default else "", f.description) for f in self.fields])
 
 
 # --- finding schemas -----------------------------------------------------------------------

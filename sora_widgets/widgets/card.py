@@ -26,7 +26,8 @@ import ipywidgets as widgets
 import traitlets
 
 from .._errors import GenerationError
-from ..records import JobEvent, JobStatus, html_text
+from .._html import html_text
+from ..records import JobEvent, JobStatus
 from .code import fal_client_code, sora_widgets_code
 from .runs import (
     Run,

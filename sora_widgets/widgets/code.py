@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..records import shown_value
+from .._html import shown_value
 
 __all__ = ["fal_client_code", "sora_widgets_code"]
 

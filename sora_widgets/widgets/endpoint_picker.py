@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 import traitlets
 
-from ..records import html_text
+from .._html import html_text
 
 if TYPE_CHECKING:
     from ..schema.endpoints import EndpointInfo, EndpointStatus

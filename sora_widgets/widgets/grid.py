@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, TypedDict, TypeGuard
 import anywidget
 import traitlets
 
-from ..records import poster_src
+from .._html import poster_src
 
 __all__ = ["CHUNK_BYTES", "CellState", "CompareGrid", "GridSource", "RateMessage", "VideoChunk",
            "VideoRequest"]

@@ -18,7 +18,8 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from ..records import JobStatus, poster_src
+from .._html import poster_src
+from ..records import JobStatus
 from .card import OnLoad, RunView
 from .runs import model_name, run_html, short_endpoint, video_seconds
 

@@ -19,10 +19,10 @@ import ipywidgets as widgets
 import traitlets
 
 from .._errors import SoraWidgetsError, ValidationError
+from .._html import html_text
 from .._values import did_you_mean
 from ..backends import Backend, key_source
 from ..pricing import PRICES_AS_OF, estimate_cost, format_usd, price_for
-from ..records import html_text
 from ..schema.documents import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, schema_for
 from .controls import FieldControl, control_for, is_advanced
 from .endpoint_picker import EndpointPicker, status_html
