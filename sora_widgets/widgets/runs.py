@@ -17,17 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ErrorKind, error_kind
+from .._html import html_attr, html_text, media_src, poster_src, shown_value
 from .._values import to_seconds
 from ..pricing import format_usd
-from ..records import (
-    Generation,
-    JobStatus,
-    html_attr,
-    html_text,
-    media_src,
-    poster_src,
-    shown_value,
-)
+from ..records import Generation, JobStatus
 from ..schema.fields import DURATION_FIELDS
 
 __all__ = ["Run", "error_html", "facts_html", "model_name", "plain_error", "prompt_html", "run_fields",
