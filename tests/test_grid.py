@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import sora_widgets as sw
-from sora_widgets.backends.preview import PreviewBackend
 from sora_widgets._html import poster_src
+from sora_widgets.backends.preview import PreviewBackend
 from sora_widgets.widgets.grid import CHUNK_BYTES, CompareGrid, safe_src
 
 PROMPTS = ["zoom in on the fox", "<script>alert('x')</script> & pan left"]

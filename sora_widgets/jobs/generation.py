@@ -1,7 +1,7 @@
 """The generation helper's public calls: submit, generate, generate_async and resume.
 
 Each call validates first (nothing is sent or recorded for bad arguments), writes the history row
-before anything is sent, and hands the job to the package's job loop (`jobs.py`).
+before anything is sent, and hands the job to a JobRunner's loop (`runner.py`, `job.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..backends import Backend, resolve_backend
 from ..records import Generation, JobStatus
 from ..schema.documents import DEFAULT_ENDPOINT, EndpointSchema, EndpointSpec, load_schema, schema_for
 from .job import EventCallback, Job
-from .runner import JobRunner, default_runner, max_jobs
+from .runner import JobRunner, Limit, default_runner, max_jobs
 
 if TYPE_CHECKING:
     from ..history.store import History
@@ -40,7 +40,7 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
     """
     from pathlib import Path
 
-    from ..media.inputs import limit_problems, normalize_image
+    from ..media import limit_problems, normalize_image
 
     arguments = dict(fields)
     image_columns: dict[str, Any] = {}
@@ -75,14 +75,15 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
            backend: str | Backend | None = None, history: History | None = None,
            schema: EndpointSchema | None = None, sweep_id: str | None = None,
            cell_key: str | None = None, on_event: EventCallback | None = None,
-           runner: JobRunner | None = None, **fields: Any) -> Job:
+           runner: JobRunner | None = None, limit: Limit | None = None, **fields: Any) -> Job:
     """Validate, record and start a generation; returns a Job at once.
 
     `endpoint` is an endpoint id, a path to its OpenAPI document or an EndpointSchema. Fields are
     the endpoint's own (`prompt=`, `image_url=`, `duration=` ...) or `arguments={...}`.
     Invalid arguments raise ValidationError and nothing is sent or recorded. `sweep_id` and
     `cell_key` tie the row to a sweep's cell; `runner` is the JobRunner to run it on (the
-    package's default one unless given).
+    package's default one unless given); `limit` (`runner.limiter(n)`) caps the group of jobs this
+    one belongs to, e.g. a sweep's: until it has a place the job waits, pending, unsent.
     """
     from ..pricing import estimate_cost
 
@@ -91,6 +92,9 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
                                              f"{{'prompt': ...}} (got {type(arguments).__name__})")])
     max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
     runner = runner or default_runner()
+    if limit is not None and limit.runner is not runner:
+        raise ValidationError([("limit", "was made by another JobRunner: use runner.limiter(n) of "
+                                         "the runner the job runs on")])
     schema = schema or schema_for(endpoint)
     log = _history(history)
     validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
@@ -104,7 +108,7 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
                            cost_usd=cost, owner=this_process(), cell_key=cell_key, **image_columns)
     job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id,
-              runner=runner)
+              runner=runner, limit=limit)
     job.generation.cost_usd = cost
     if on_event is not None:
         job.on_event(on_event)
@@ -130,14 +134,16 @@ LEGACY_MESSAGE = ("This run was started by an older sora_widgets, which did not 
 
 
 def resume(history: History | None = None, *, backend: str | Backend | None = None,
-           sweep_id: str | None = None, runner: JobRunner | None = None) -> list[Job]:
+           sweep_id: str | None = None, runner: JobRunner | None = None,
+           limit: Limit | None = None) -> list[Job]:
     """Take over every unfinished job whose process is gone (e.g. after a kernel restart).
 
     A row with a request id is followed by it and finished, never sent again. A row that was never
     sent (pending) is sent now, once. A row whose process died while sending, before the request id
     came back, ends `unknown` (it may have reached fal) and is not sent again. Rows another live
     process follows are left to it; two processes resuming at once never take the same row. Jobs
-    this process already follows are returned as they are. `sweep_id` limits this to one sweep.
+    this process already follows are returned as they are. `sweep_id` limits this to one sweep,
+    `limit` caps how many of the jobs taken over run at once (a reopened sweep's own cap).
     """
     log = _history(history)
     runner = runner or default_runner()
@@ -153,21 +159,21 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
         if (not owner_gone(row["owner"], row["heartbeat_at"])
                 or not log.claim(row["id"], me, previous=row["owner"])):
             continue  # a live process follows it, or another resume() took it first
-        job = _take_over(log, row, backend, runner)
+        job = _take_over(log, row, backend, runner, limit)
         if job is not None:
             jobs.append(job)
-    from ..media.inputs import remove_partials
+    from ..media import remove_partials
 
     remove_partials(log.media_dir / "videos")
     return jobs
 
 
 def _take_over(log: History, row: Mapping[str, Any], backend: str | Backend | None,
-               runner: JobRunner) -> Job | None:
+               runner: JobRunner, limit: Limit | None) -> Job | None:
     """Follow, send or close a row this process has just claimed."""
     status = JobStatus(row["status"])
     if row.get("request_id"):
-        return _job_for(log, row, backend, runner).start(follow_only=True)
+        return _job_for(log, row, backend, runner, limit).start(follow_only=True)
     legacy = row["owner"] is None
     if (status is JobStatus.SUBMITTING or legacy) and row["backend"] != "preview":
         log.finish(row["id"], status=JobStatus.UNKNOWN, error_type="lost_answer",
@@ -175,11 +181,11 @@ def _take_over(log: History, row: Mapping[str, Any], backend: str | Backend | No
         return None
     if status is JobStatus.SUBMITTING:  # the offline preview bills nothing: render it again
         log.update(row["id"], logs=[*row["logs"], "Sent again after a restart (offline preview)."])
-    return _job_for(log, row, backend, runner, status=JobStatus.PENDING).start()
+    return _job_for(log, row, backend, runner, limit, status=JobStatus.PENDING).start()
 
 
-def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None, runner: JobRunner, *,
-             status: JobStatus | None = None) -> Job:
+def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None, runner: JobRunner,
+             limit: Limit | None, *, status: JobStatus | None = None) -> Job:
     """A Job for a stored row, on the backend that ran it."""
     try:
         schema = load_schema(row["endpoint_id"])
@@ -188,6 +194,6 @@ def _job_for(log: History, row: Mapping[str, Any], backend: str | Backend | None
     job = Job(schema=schema, arguments=row["arguments"],
               backend=resolve_backend(backend or row["backend"], history=log, cache=runner.backends),
               history=log, history_id=row["id"], request_id=row["request_id"],
-              status=status or JobStatus(row["status"]), runner=runner)
+              status=status or JobStatus(row["status"]), runner=runner, limit=limit)
     job.generation.cost_usd = row["cost_usd"]
     return job

@@ -5,19 +5,21 @@ registry of jobs this process follows (so `resume()` never follows one twice), t
 write the history and keep media (never the loop's own), the heartbeat thread that renews the
 owner's lease on followed rows, and the backend instances per run folder. The package uses one
 default runner; a test or an application can make its own (`JobRunner(max_jobs=1)`) and pass it
-to `submit`, `resume` and `sweep` instead of changing globals.
+to `submit`, `resume` and `sweep` instead of changing globals. A group of jobs (a sweep) may have
+a lower cap of its own, `runner.limiter(n)`, enforced by the same machinery (`place`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import SoraWidgetsError, ValidationError
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from ..history.store import History
     from .job import Job
 
-__all__ = ["JobRunner", "default_runner", "max_jobs"]
+__all__ = ["JobRunner", "Limit", "default_runner", "max_jobs"]
 
 logger = logging.getLogger("sora_widgets")
 _HISTORY_WRITERS = 4  # SQLite takes one writer at a time; a few threads keep reads flowing too
@@ -49,16 +51,34 @@ def max_jobs() -> int:
     return count
 
 
+def _count(name: str, value: object) -> int:
+    """`value` if it is a whole number of jobs, 1 or more; else a ValidationError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError([(name, f"must be a whole number, 1 or more (got {value!r})")])
+    return value
+
+
+class Limit:
+    """A cap on how many jobs of one group (a sweep's) run at once, below the runner's own: made by
+    `JobRunner.limiter(n)`, given to `submit(..., limit=)`; a job holds one of its places from
+    before its POST until it ends."""
+
+    def __init__(self, runner: JobRunner, count: int) -> None:
+        self.runner = runner
+        self.count = count
+        self.places = asyncio.Semaphore(count)  # bound to the runner's loop on first use
+
+    def __repr__(self) -> str:
+        return f"Limit({self.count})"
+
+
 class JobRunner:
     """The loop, limit, registry, worker threads, heartbeat and backends jobs share."""
 
     def __init__(self, *, max_jobs: int | None = None) -> None:
         """`max_jobs` defaults to `SORA_WIDGETS_MAX_JOBS` (32), read now; a bad value is a
         ValidationError naming it."""
-        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int)
-                                     or max_jobs < 1):
-            raise ValidationError([("max_jobs", f"must be a whole number, 1 or more (got {max_jobs!r})")])
-        self.max_jobs = max_jobs if max_jobs is not None else _env_max_jobs()
+        self.max_jobs = _count("max_jobs", max_jobs) if max_jobs is not None else _env_max_jobs()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -87,6 +107,19 @@ class JobRunner:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_jobs)
         return self._slots
+
+    def limiter(self, count: int, *, name: str = "limit") -> Limit:
+        """A cap of `count` jobs at once for a group of jobs run here (a sweep's `max_concurrent`),
+        on top of `max_jobs`; a bad count is a ValidationError naming `name`."""
+        return Limit(self, _count(name, count))
+
+    @contextlib.asynccontextmanager
+    async def place(self, limit: Limit | None = None) -> AsyncIterator[None]:
+        """Hold a place to run one job until the block ends (on the loop): one of its group's
+        `limit` first, then one of the runner's `max_jobs`, so a group's waiting jobs never hold
+        places other jobs need."""
+        async with limit.places if limit is not None else contextlib.nullcontext(), self.slots():
+            yield
 
     # --- the jobs this process follows --------------------------------------------------------
 

@@ -13,8 +13,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, ValidationError
-from ..media.inputs import ImageInput, load_image, probe_video
-from ..schema.documents import DURATION_FIELDS, to_lines, to_ratio, to_seconds
+from .._values import to_lines, to_ratio, to_seconds
+from ..media import ImageInput, load_image, probe_video
+from ..schema.fields import DURATION_FIELDS
 
 if TYPE_CHECKING:
     import numpy as np

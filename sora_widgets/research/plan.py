@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._errors import ValidationError
+from .._errors import NotFoundError, ValidationError
+from .._values import did_you_mean
 from ..pricing import estimate_cost, format_usd
 from ..records import html_attr, html_text, shown_value
-from ..schema.documents import EndpointSchema, did_you_mean, load_schema
+from ..schema.documents import EndpointSchema, load_schema
 from ..schema.mapping import ALIASES, Mapped, map_request, target_field
 
 __all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "html_attr", "html_table", "html_text",
@@ -119,13 +120,15 @@ class SweepPlan:
                 for e in self.endpoints or (self.endpoint_id,)}
 
     def arguments_for(self, endpoint: str, **values: Any) -> dict[str, Any]:
-        """The request sent to `endpoint` (for the cell whose other axis values are `values`)."""
+        """The request sent to `endpoint` (for the cell whose other axis values are `values`); none
+        is a NotFoundError (also a KeyError)."""
         for cell in self.cells:
             if cell.endpoint_id == endpoint and all(cell.values.get(k) == v for k, v in values.items()):
                 return dict(cell.arguments)
-        raise KeyError(f"no job of sweep {self.sweep_id} runs on {endpoint!r} with "
-                       f"{values or 'those values'}; "
-                       f"endpoints: {', '.join(self.endpoints or (self.endpoint_id,))}")
+        raise NotFoundError(f"no job of sweep {self.sweep_id} runs on {endpoint!r} with "
+                            f"{values or 'those values'}; "
+                            f"endpoints: {', '.join(self.endpoints or (self.endpoint_id,))}",
+                            key=endpoint)
 
     def line(self) -> str:
         """The plan in one line: jobs, their shape, where they run, the estimate and the budget."""
@@ -242,7 +245,7 @@ def split_axes(schemas: Mapping[str, EndpointSchema], given: Mapping[str, Any]
 def normalize_images(schemas: Mapping[str, EndpointSchema], axes: dict[str, list[Any]],
                      fixed: dict[str, Any], media_dir: Path) -> None:
     """Replace local image inputs by their stored copies, so the plan is plain JSON and stable."""
-    from ..media.inputs import normalize_image
+    from ..media import normalize_image
 
     def one(name: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import matplotlib.figure
     import pandas as pd
 
-    from .sweeps import Sweep, SweepPlan
+    from .plan import SweepPlan
+    from .tables import SweepTables
 
 __all__ = ["CHARTS_MISSING", "chart", "reproduce_code", "write_notebook", "write_report"]
 
@@ -157,7 +158,7 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _jobs_table(sweep: Sweep, frame: pd.DataFrame) -> pd.DataFrame:
+def _jobs_table(sweep: SweepTables, frame: pd.DataFrame) -> pd.DataFrame:
     """The jobs as the report lists them: no file paths, local inputs relative to the working
     folder, and without columns that say nothing (all empty; the one endpoint; a single sample)."""
     plan = sweep.plan
@@ -170,7 +171,7 @@ def _jobs_table(sweep: Sweep, frame: pd.DataFrame) -> pd.DataFrame:
     return shown.drop(columns=silent)
 
 
-def _summary_table(sweep: Sweep, by: str) -> pd.DataFrame:
+def _summary_table(sweep: SweepTables, by: str) -> pd.DataFrame:
     """Per `by` value: the number of jobs and the key numbers as "mean ± std" (std over repeats
     and the other axes), narrow enough to read."""
     import pandas as pd
@@ -215,7 +216,7 @@ def _video_html(cell: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _grid_html(sweep: Sweep) -> str:
+def _grid_html(sweep: SweepTables) -> str:
     rows_axis, cols_axis = sweep.grid_axes(None, None)
     rows, cols, cells = sweep.grid_cells(rows_axis, cols_axis)
     corner = " \\ ".join(n for n in (rows_axis, cols_axis) if n)
@@ -245,7 +246,7 @@ def _chart_html(frame: pd.DataFrame, by: str) -> str:
     return f"<img alt='latency, cost and motion per {html_attr(by)}' src='{_figure_uri(figure)}'>"
 
 
-def write_report(sweep: Sweep, path: str | Path) -> Path:
+def write_report(sweep: SweepTables, path: str | Path) -> Path:
     """Write the sweep as one HTML file with embedded videos, parameters, metrics and code
     (and a chart when matplotlib is installed)."""
     plan = sweep.plan
@@ -283,7 +284,7 @@ def _markdown_text(text: str) -> str:
     return text.replace("$", "\\$")
 
 
-def write_notebook(sweep: Sweep, path: str | Path) -> Path:
+def write_notebook(sweep: SweepTables, path: str | Path) -> Path:
     """Write an nbformat v4 notebook that runs the same sweep and shows its grid and tables."""
     import nbformat
     from nbformat import v4
