@@ -124,10 +124,3 @@ class Generation:
 
         return generation_html(self, embed=embed)
 
-
-# the HTML helpers moved to _html; these names stay until every caller imports them from there
-from ._html import html_attr as html_attr  # noqa: E402
-from ._html import html_text as html_text  # noqa: E402
-from ._html import media_src as media_src  # noqa: E402
-from ._html import poster_src as poster_src  # noqa: E402
-from ._html import shown_value as shown_value  # noqa: E402

@@ -14,28 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import NotFoundError, ValidationError
+from .._html import html_attr, html_table, html_text, shown_value
 from .._values import did_you_mean
 from ..pricing import estimate_cost, format_usd
-from ..records import html_attr, html_text, shown_value
 from ..schema.documents import EndpointSchema, load_schema
 from ..schema.mapping import ALIASES, Mapped, map_request, target_field
 
-__all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "html_attr", "html_table", "html_text",
-           "normalize_images", "plan_cells", "shown_value", "split_axes"]
+__all__ = ["ENDPOINT_AXIS", "Cell", "SweepPlan", "cell_key", "normalize_images", "plan_cells", "split_axes"]
 
 
 ENDPOINT_AXIS = "endpoint"  # the axis of a cross-model sweep
-_CELL = "style='text-align:left;vertical-align:top'"  # JupyterLab right-aligns table cells
 _SHOWN_CHARS = 80  # longer values are cut in the HTML plan (the whole value is the tooltip)
-
-
-def html_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """A left-aligned table of `head` (plain text) over `rows` (HTML already); empty without rows."""
-    if not rows:
-        return ""
-    cells = [f"<tr>{''.join(f'<th {_CELL}>{html_text(h)}</th>' for h in head)}</tr>"]
-    cells += [f"<tr>{''.join(f'<td {_CELL}>{c}</td>' for c in row)}</tr>" for row in rows]
-    return f"<table>{''.join(cells)}</table>"
 
 
 def _shown_note(note: Mapped) -> Mapped:

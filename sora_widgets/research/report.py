@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..records import html_attr, html_text, shown_value
+from .._html import html_attr, html_text, shown_value
 
 if TYPE_CHECKING:
     import matplotlib.figure

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, ValidationError
-from ..records import JobStatus, media_src
-from .plan import ENDPOINT_AXIS, Cell, SweepPlan, html_text, shown_value
+from .._html import html_text, media_src, shown_value
+from ..records import JobStatus
+from .plan import ENDPOINT_AXIS, Cell, SweepPlan
 
 if TYPE_CHECKING:
     import matplotlib.figure
