@@ -37,32 +37,27 @@ def endpoint_id_of(doc: Mapping[str, Any]) -> str:
 
 
 def _input_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any]:
-    post = doc.get("paths", {}).get("/" + endpoint_id, {}).get("post")
-    if post is not None:
-        content: Mapping[str, Mapping[str, Any]] = post.get("requestBody", {}).get("content", {})
-        for media in content.values():
-            if "schema" in media:
-                found: Mapping[str, Any] = media["schema"]
-                return found
-    for name, node in _components(doc).items():
-        if name.endswith("Input"):
-            return node
-    raise SchemaError(f"No input schema found for {endpoint_id}: expected a POST to "
-                      f"/{endpoint_id} with a JSON request body.", endpoint_id=endpoint_id)
+    post = doc.get("paths", {}).get("/" + endpoint_id, {}).get("post") or {}
+    found = _body_schema(doc, post.get("requestBody", {}), "Input")
+    if found is None:
+        raise SchemaError(f"No input schema found for {endpoint_id}: expected a POST to "
+                          f"/{endpoint_id} with a JSON request body.", endpoint_id=endpoint_id)
+    return found
 
 
 def _output_schema(doc: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any] | None:
     item = doc.get("paths", {}).get(f"/{endpoint_id}/requests/{{request_id}}", {})
-    ok = item.get("get", {}).get("responses", {}).get("200", {})
-    content: Mapping[str, Mapping[str, Any]] = ok.get("content", {})
+    return _body_schema(doc, item.get("get", {}).get("responses", {}).get("200", {}), "Output")
+
+
+def _body_schema(doc: Mapping[str, Any], body: Mapping[str, Any], suffix: str) -> Mapping[str, Any] | None:
+    """The schema of a request or response body, else the first component named `*<suffix>`."""
+    content: Mapping[str, Mapping[str, Any]] = body.get("content", {})
     for media in content.values():
         if "schema" in media:
             found: Mapping[str, Any] = media["schema"]
             return found
-    for name, node in _components(doc).items():
-        if name.endswith("Output"):
-            return node
-    return None
+    return next((node for name, node in _components(doc).items() if name.endswith(suffix)), None)
 
 
 def _components(doc: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
