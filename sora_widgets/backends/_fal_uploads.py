@@ -11,20 +11,16 @@ import asyncio
 import hashlib
 import mimetypes
 import os
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
 from .._errors import ValidationError
+from ..media import classify_image
 
 #: uploader(data, content_type, file_name) -> URL, sync or async (FalBackend's `uploader=`)
 Uploader = Callable[[bytes, str, str], str | Awaitable[str]]
 #: send(endpoint_id, data, content_type, file_name) -> URL: how new bytes reach fal
 Send = Callable[[str, bytes, str, str], Awaitable[str]]
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
-_PASS_THROUGH = ("http://", "https://", "data:")
 
 
 class Uploads:
@@ -46,17 +42,18 @@ class Uploads:
         return out
 
     async def _as_url(self, endpoint_id: str, name: str, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(_PASS_THROUGH):
+        if not isinstance(value, (str, bytes, os.PathLike)):
             return value
-        if isinstance(value, bytes):
-            return await self._upload(endpoint_id, value, "application/octet-stream", "upload.bin")
-        if isinstance(value, str) and (match := _SCHEME.match(value)):
-            raise ValidationError(
-                [(name, f"{match.group(1)}: URLs are not allowed; use http(s), data: or a file path")],
-                endpoint_id=endpoint_id)
-        if not isinstance(value, (str, os.PathLike)):
+        try:
+            source = classify_image(value, field=name)  # a file in any `*_url` field, not only images
+        except ValidationError as exc:  # file:, javascript: ..., or an http(s) URL without a host
+            raise ValidationError(exc.errors, endpoint_id=endpoint_id) from exc
+        if source.url is not None:
             return value
-        path = Path(value).expanduser()
+        if source.path is None:
+            data = bytes(source.given)
+            return await self._upload(endpoint_id, data, "application/octet-stream", "upload.bin")
+        path = source.path
         if not path.is_file():
             raise ValidationError([(name, f"file not found: {path}")], endpoint_id=endpoint_id)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -23,7 +23,7 @@ from typing import Any
 
 from .._errors import GenerationError, error_kind
 from .._home import run_home
-from ..media import atomic_write, normalize_image
+from ..media import atomic_write, classify_image, normalize_image
 from ..records import JobEvent
 from ..schema.fields import looks_like_image
 from ._render import LABEL, RenderCancelled, camera_for, output_size, render_preview
@@ -82,8 +82,9 @@ class PreviewBackend:
         for name, image in arguments.items():
             if not looks_like_image(name) or image is None:
                 continue
-            if not (isinstance(image, str) and re.match(r"^(https?|data):", image)):
-                prepared[name] = normalize_image(image, media_dir=self.media_dir, field=name).value
+            source = classify_image(image, field=name)
+            if source.url is None:  # a path, bytes or a PIL image: stored by content hash
+                prepared[name] = normalize_image(source, media_dir=self.media_dir, field=name).value
         return prepared
 
     async def submit(self, endpoint_id: str, arguments: dict[str, Any]) -> str:

@@ -40,7 +40,7 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
     """
     from pathlib import Path
 
-    from ..media import limit_problems, normalize_image
+    from ..media import classify_image, limit_problems, normalize_image
 
     arguments = dict(fields)
     image_columns: dict[str, Any] = {}
@@ -54,18 +54,20 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
         if value is None:
             continue
         local: Path | None = None
+        size: tuple[int, int] | None = None
         if field.kind == "image":
             image = normalize_image(value, media_dir=history.media_dir, field=field.name)
             arguments[field.name] = image.value
-            local = image.local_path
+            local, size = image.local_path, image.size
             image_columns.setdefault("image_sha256", image.sha256)
             image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
         elif field.ui_field in ("video", "audio", "file") and isinstance(value, (str, PathLike)):
-            local = Path(value).expanduser() if Path(value).expanduser().is_file() else None
+            path = classify_image(value, field=field.name).path
+            local = path if path is not None and path.is_file() else None
         if local is not None and field.limits:
             kind = "video" if field.ui_field == "video" else "image"
             problems += [(field.name, f"the file {local.name} {problem}")
-                         for problem in limit_problems(field.limits, local, kind=kind)]
+                         for problem in limit_problems(field.limits, local, kind=kind, size=size)]
     if problems:
         raise ValidationError(problems, endpoint_id=schema.endpoint_id)
     return schema.validate(arguments), image_columns

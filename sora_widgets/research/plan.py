@@ -237,9 +237,7 @@ def normalize_images(schemas: Mapping[str, EndpointSchema], axes: dict[str, list
     from ..media import normalize_image
 
     def one(name: str, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):
-            return value
-        return normalize_image(value, media_dir=media_dir, field=name).value
+        return value if value is None else normalize_image(value, media_dir=media_dir, field=name).value
 
     images = {name for schema in schemas.values() for name in [*axes, *fixed]
               if (target := target_field(schema, name)) is not None and schema[target].kind == "image"}

@@ -8,16 +8,14 @@ them would open them, never by an absolute (often temporary) path.
 from __future__ import annotations
 
 import pprint
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from .._errors import ValidationError
 from .._html import shown_value
+from ..media import classify_image
 
 __all__ = ["fal_client_code", "sora_widgets_code"]
-
-_REMOTE = re.compile(r"^(https?:|data:)", re.IGNORECASE)
 
 
 def _shown(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,8 +32,16 @@ def _literal(arguments: Mapping[str, Any], indent: int) -> str:
 def _local_files(arguments: Mapping[str, Any]) -> list[str]:
     """Names of string arguments that point at files on this machine (to upload for fal)."""
     return [name for name, value in arguments.items()
-            if isinstance(value, str) and not _REMOTE.match(value) and len(value) < 4096
-            and "\n" not in value and Path(value).expanduser().is_file()]
+            if isinstance(value, str) and len(value) < 4096 and "\n" not in value and _is_local_file(value)]
+
+
+def _is_local_file(value: str) -> bool:
+    """Whether `value` names a file on this machine (not a URL or data URI)."""
+    try:
+        path = classify_image(value).path
+    except ValidationError:  # another URL scheme: not a file here
+        return False
+    return path is not None and path.is_file()
 
 
 def sora_widgets_code(endpoint_id: str, arguments: Mapping[str, Any]) -> str:

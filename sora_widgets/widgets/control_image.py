@@ -5,14 +5,15 @@ and a thumbnail of the image; a path to no file is the control's own problem.
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 import traitlets
 
+from .._errors import ValidationError
 from .._home import run_home
+from ..media import classify_image, normalize_image
 from ..schema.fields import Field
 from .control_base import WIDE, FieldControl
 from .control_text import text_shown, text_value
@@ -20,7 +21,6 @@ from .control_text import text_shown, text_value
 __all__ = ["ImageInput", "control_for_image"]
 
 THUMBNAIL_PX = 160
-_URL = re.compile(r"^(https?:|data:)", re.IGNORECASE)
 
 
 class ImageInput(widgets.VBox):
@@ -46,8 +46,6 @@ class ImageInput(widgets.VBox):
         """Keep the uploaded image under media/inputs (by content hash) and point at that file."""
         if not change.new:
             return
-        from ..media.inputs import normalize_image
-
         item = change.new[0]
         folder = self.media_dir or run_home() / "media"
         image = normalize_image(bytes(item["content"]), media_dir=folder)
@@ -62,17 +60,26 @@ class ImageInput(widgets.VBox):
     def missing_file(self) -> str:
         """A sentence when the value names a local file that is not there, else ''."""
         value = self.value.strip()
-        if not value or _URL.match(value) or Path(value).expanduser().is_file():
+        if not value:
             return ""
-        return f"no image file at {value} (looked in {Path(value).expanduser().resolve().parent})"
+        try:
+            path = classify_image(value).path
+        except ValidationError as exc:  # file:, javascript: ..., or an http(s) URL without a host
+            return exc.errors[0][1]
+        if path is None or path.is_file():
+            return ""
+        return f"no image file at {value} (looked in {path.resolve().parent})"
 
 
 def _thumbnail(value: str) -> tuple[bytes, str]:
     """Bytes and format for an Image widget: URLs load in the browser, local files shrink here."""
-    value = value.strip()
-    if _URL.match(value):
-        return value.encode(), "url"
-    path = Path(value).expanduser() if value else None
+    try:
+        source = classify_image(value.strip()) if value.strip() else None
+    except ValidationError:
+        return b"", "png"
+    if source is not None and source.url is not None:
+        return source.url.encode(), "url"
+    path = source.path if source is not None else None
     if path is None or not path.is_file():
         return b"", "png"
     from PIL import Image, UnidentifiedImageError
