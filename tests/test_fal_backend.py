@@ -388,6 +388,22 @@ async def test_local_images_are_uploaded_once_per_content(tmp_path: Path, monkey
     assert uploader.calls == [(15, "image/png", "a.png"), (7, "image/jpeg", "c.jpg")]
 
 
+async def test_an_image_checked_by_prepare_arguments_is_uploaded_as_it_was_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import png_bytes
+
+    from sora_widgets.media import normalize_image
+
+    monkeypatch.setenv("FAL_KEY", KEY)
+    stored = normalize_image(png_bytes(), media_dir=tmp_path)
+    remote = normalize_image("https://x/y.png", media_dir=tmp_path)
+    uploader = RecordingUploader()
+    sent = await FalBackend(uploader=uploader).prepare(APP, {"image_url": stored, "end_image_url": remote})
+    assert stored.local_path is not None
+    assert sent == {"image_url": f"https://cdn.example/1/{stored.local_path.name}", "end_image_url": "https://x/y.png"}
+    assert uploader.calls == [(stored.local_path.stat().st_size, "image/png", stored.local_path.name)]
+
+
 async def test_urls_pass_through_and_bad_inputs_name_the_field(tmp_path: Path) -> None:
     uploads: list[bytes] = []
     fal = FalBackend(uploader=lambda data, ctype, name: uploads.append(data) or "https://cdn/x")

@@ -209,3 +209,39 @@ def test_a_video_outside_the_notebook_folder_says_so_and_can_be_embedded(
     assert "file://" not in page
     embedded = gen.html(embed=True)
     assert "src='data:video/mp4;base64," in embedded and "notebook's folder" not in embedded
+
+
+class _RecordingPreview(sw.PreviewBackend):
+    """The offline preview, keeping what each prepare() was handed."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.handed: list[dict[str, object]] = []
+
+    async def prepare(self, endpoint_id: str, arguments: dict[str, object]) -> dict[str, object]:
+        self.handed.append(dict(arguments))
+        return await super().prepare(endpoint_id, arguments)  # type: ignore[arg-type]
+
+
+def test_the_backend_is_handed_the_image_checked_once_not_its_text(log: sw.History) -> None:
+    from sora_widgets.media import NormalizedImage
+
+    backend = _RecordingPreview(media_dir=log.media_dir, queue_s=0.0, scale=0.25)
+    gen = sw.generate(prompt="handed once", image_url=png_bytes(), backend=backend, history=log,
+                      timeout=120)
+    image = backend.handed[0]["image_url"]  # the Job's call (the preview's submit prepares again)
+    assert isinstance(image, NormalizedImage) and image.size is not None and image.sha256
+    row = log.get(gen.history_id)
+    assert gen.ok and row["arguments"]["image_url"] == image.value  # the history keeps plain text
+    assert row["image_sha256"] == image.sha256
+
+
+async def test_the_preview_does_not_read_an_image_it_is_handed_again(tmp_path: Path) -> None:
+    from sora_widgets.media import normalize_image
+
+    image = normalize_image(png_bytes(), media_dir=tmp_path)
+    assert image.local_path is not None
+    image.local_path.unlink()  # reading it again would fail now
+    prepared = await sw.PreviewBackend(media_dir=tmp_path).prepare(
+        "fal-ai/sora-2/image-to-video", {"prompt": "p", "image_url": image})
+    assert prepared["image_url"] == image.value

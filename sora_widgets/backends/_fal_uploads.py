@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .._errors import ValidationError
-from ..media import classify_image
+from ..media import NormalizedImage, classify_image
 
 #: uploader(data, content_type, file_name) -> URL, sync or async (FalBackend's `uploader=`)
 Uploader = Callable[[bytes, str, str], str | Awaitable[str]]
@@ -42,6 +42,11 @@ class Uploads:
         return out
 
     async def _as_url(self, endpoint_id: str, name: str, value: Any) -> Any:
+        if isinstance(value, NormalizedImage):  # checked and stored once by prepare_arguments
+            if value.url is not None or value.local_path is None:
+                return value.value
+            return await self._upload(endpoint_id, value.local_path.read_bytes(),
+                                      value.content_type or "application/octet-stream", value.local_path.name)
         if not isinstance(value, (str, bytes, os.PathLike)):
             return value
         try:

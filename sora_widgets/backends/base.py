@@ -24,7 +24,11 @@ class Backend(Protocol):
         ...
 
     async def prepare(self, endpoint_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Turn validated arguments into what is sent (e.g. upload local images, return URLs)."""
+        """Turn validated arguments into what is sent (e.g. upload local images, return URLs).
+
+        An image field may arrive as a `media.NormalizedImage` (checked and stored once when the
+        job was made): send its `.url` when set, else its `.local_path`'s content. What is
+        returned must be plain JSON values; a NormalizedImage left in it is sent as its `.value`."""
         ...
 
     async def submit(self, endpoint_id: str, arguments: dict[str, Any]) -> str:

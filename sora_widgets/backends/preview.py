@@ -23,7 +23,7 @@ from typing import Any
 
 from .._errors import GenerationError, error_kind
 from .._home import run_home
-from ..media import atomic_write, classify_image, normalize_image
+from ..media import NormalizedImage, atomic_write, classify_image, normalize_image
 from ..records import JobEvent
 from ..schema.fields import looks_like_image
 from ._render import LABEL, RenderCancelled, camera_for, output_size, render_preview
@@ -81,6 +81,9 @@ class PreviewBackend:
         prepared = dict(arguments)
         for name, image in arguments.items():
             if not looks_like_image(name) or image is None:
+                continue
+            if isinstance(image, NormalizedImage):  # checked and stored once by prepare_arguments
+                prepared[name] = image.value
                 continue
             source = classify_image(image, field=name)
             if source.url is None:  # a path, bytes or a PIL image: stored by content hash

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,9 @@ from .runner import JobRunner, Limit, default_runner, max_jobs
 
 if TYPE_CHECKING:
     from ..history.store import History
+    from ..media import NormalizedImage
 
-__all__ = ["generate", "generate_async", "prepare_arguments", "resume", "submit"]
+__all__ = ["PreparedRequest", "generate", "generate_async", "prepare_arguments", "resume", "submit"]
 
 
 def _history(history: History | None) -> History:
@@ -31,19 +33,29 @@ def _history(history: History | None) -> History:
     return history if history is not None else History()
 
 
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request checked and ready to record: the validated arguments (plain JSON values), the
+    history columns describing its input image, and each image field's `NormalizedImage` (what
+    the backend is handed, so no image is classified or decoded twice)."""
+
+    arguments: dict[str, Any]
+    image_columns: dict[str, Any]
+    images: dict[str, NormalizedImage]
+
+
 def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history: History
-                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+                      ) -> PreparedRequest:
     """Turn image inputs (paths, bytes, PIL images, data URIs) into request values, check local
     media against the endpoint's `x-fal` limits, then validate; nothing is sent before this.
-
-    Returns the validated arguments and the history columns describing the input image.
-    """
+    Each image input is classified, decoded and stored once, here."""
     from pathlib import Path
 
     from ..media import classify_image, limit_problems, normalize_image
 
     arguments = dict(fields)
     image_columns: dict[str, Any] = {}
+    images: dict[str, NormalizedImage] = {}
     problems: list[tuple[str, str]] = []
     for field in schema.fields:
         value = arguments.get(field.name)
@@ -57,7 +69,7 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
         size: tuple[int, int] | None = None
         if field.kind == "image":
             image = normalize_image(value, media_dir=history.media_dir, field=field.name)
-            arguments[field.name] = image.value
+            arguments[field.name], images[field.name] = image.value, image
             local, size = image.local_path, image.size
             image_columns.setdefault("image_sha256", image.sha256)
             image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
@@ -70,7 +82,7 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
                          for problem in limit_problems(field.limits, local, kind=kind, size=size)]
     if problems:
         raise ValidationError(problems, endpoint_id=schema.endpoint_id)
-    return schema.validate(arguments), image_columns
+    return PreparedRequest(schema.validate(arguments), image_columns, images)
 
 
 def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str, Any] | None = None,
@@ -99,7 +111,8 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
                                          "the runner the job runs on")])
     schema = schema or schema_for(endpoint)
     log = _history(history)
-    validated, image_columns = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
+    prepared = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
+    validated = prepared.arguments
     chosen = resolve_backend(backend, history=log, cache=runner.backends)
     if getattr(chosen, "key_source", "") is None:
         raise CredentialsError(
@@ -108,9 +121,9 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
             kind="credentials", endpoint_id=schema.endpoint_id)
     cost = 0.0 if chosen.name == "preview" else estimate_cost(schema, validated)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
-                           cost_usd=cost, owner=this_process(), cell_key=cell_key, **image_columns)
+                           cost_usd=cost, owner=this_process(), cell_key=cell_key, **prepared.image_columns)
     job = Job(schema=schema, arguments=validated, backend=chosen, history=log, history_id=history_id,
-              runner=runner, limit=limit)
+              runner=runner, limit=limit, images=prepared.images)
     job.generation.cost_usd = cost
     if on_event is not None:
         job.on_event(on_event)

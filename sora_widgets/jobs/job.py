@@ -20,7 +20,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, error_kind
@@ -32,6 +32,7 @@ from .runner import JobRunner, Limit, default_runner, max_jobs
 
 if TYPE_CHECKING:
     from ..history.store import History
+    from ..media import NormalizedImage
 
 __all__ = ["Job", "JobRunner", "cancel_jobs", "job_loop", "live_job", "max_jobs"]
 
@@ -74,9 +75,12 @@ class Job(JobLife):
     def __init__(self, *, schema: EndpointSchema, arguments: dict[str, Any], backend: Backend,
                  history: History, history_id: int, request_id: str | None = None,
                  status: JobStatus = JobStatus.PENDING, runner: JobRunner | None = None,
-                 limit: Limit | None = None) -> None:
-        """`limit` is the cap of the group the job belongs to (a sweep's), besides the runner's."""
+                 limit: Limit | None = None, images: Mapping[str, NormalizedImage] | None = None) -> None:
+        """`limit` is the cap of the group the job belongs to (a sweep's), besides the runner's;
+        `images` are the image fields as `prepare_arguments` checked and stored them, handed to
+        the backend instead of their text (a resumed job has only the text)."""
         self.schema = schema
+        self.images = dict(images or {})
         self.runner = runner or default_runner()
         self.limit = limit
         self.backend = backend

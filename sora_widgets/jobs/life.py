@@ -17,6 +17,7 @@ from .._errors import GenerationError, HistoryError, SoraWidgetsError
 from .._owner import this_process
 from .._secrets import scrub, secret_values
 from ..backends import Backend
+from ..media import NormalizedImage
 from ..records import Generation, JobEvent, JobStatus
 from ..schema.documents import EndpointSchema
 from .output import describe_output, keep_media
@@ -55,6 +56,7 @@ class JobLife(abc.ABC):
     history: History
     history_id: int
     generation: Generation
+    images: dict[str, NormalizedImage]  # image fields as prepare_arguments stored them
     _cancel_requested: bool
     _phase: str  # "waiting", then "preparing", "submitting", "following", "ending"
     _created: float
@@ -121,7 +123,7 @@ class JobLife(abc.ABC):
         if self._cancel_requested:  # cancelled while it waited for a place: nothing is sent
             raise asyncio.CancelledError
         self._phase = "preparing"
-        sent = await self.backend.prepare(self.endpoint_id, self.arguments)
+        sent = _plain(await self.backend.prepare(self.endpoint_id, {**self.arguments, **self.images}))
         if sent != self.arguments:  # e.g. a local image now uploaded: record what is sent
             await self._write(arguments=sent)
             self.generation.arguments = dict(sent)
@@ -259,3 +261,9 @@ class JobLife(abc.ABC):
                 return False
             raise
         return True
+
+
+def _plain(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """What a backend prepared, as plain values: an image it left as handed is sent as its text."""
+    return {name: value.value if isinstance(value, NormalizedImage) else value
+            for name, value in arguments.items()}
