@@ -1,7 +1,8 @@
 """Benchmark 3: a sweep of many short jobs against one job, and against a loop of raw subscribes.
 
 The sweep is `sw.sweep(repeat=n)`, the way a researcher runs it; with
-`max_concurrent=n` every job may run at once, and the package default (8) is shown beside it.
+`max_concurrent=n` every job may run at once; beside it, no max_concurrent (the runner's limit,
+`SORA_WIDGETS_MAX_JOBS`, 32 by default).
 """
 
 from __future__ import annotations
@@ -69,5 +70,5 @@ def run(fake: FakeFal, history: History, *, jobs: int, length: float, sequential
     ], [(f"sw.sweep(repeat={jobs}, backend='fal', wait=True) on the fake server; "
         f"after a one-job warm-up sweep; one job = sw.submit(...).result(), median of {singles}; "
         f"sequential raw fal_client.subscribe loop {how}."),
-        (f"With the default max_concurrent the sweep runs in waves: {default:.2f} s "
+        (f"Without max_concurrent the runner's limit applies: {default:.2f} s "
         f"({default / one:.1f}x one job).")])
