@@ -2,8 +2,8 @@
 
 Owns the OpenAPI documents (bundled, cached or fetched), `EndpointSchema` and `Field`, argument
 validation, the cross-model argument mapping, fal's Platform API client and the endpoint
-catalog with each endpoint's status. May import only the foundations (`_errors`, `_values`,
-`_http`, `_home`, `_secrets`, `records`).
+catalog with each endpoint's status. May import only the foundations (the flat modules:
+`_errors`, `_values`, `_http`, `_home`, `_html` ...); `pricing.py` beside it reads it.
 """
 
 from .documents import (
