@@ -455,11 +455,11 @@ def test_an_installed_package_opens_a_copy_of_its_notebooks(
     shutil.copytree(NOTEBOOKS, package / "notebooks",
                     ignore=shutil.ignore_patterns("sora_runs", ".ipynb_checkpoints"))
     (package / "notebooks" / "sora_runs").mkdir()
-    monkeypatch.setattr(_jupyter, "PACKAGE", package)
     monkeypatch.chdir(tmp_path)
-    opened = _jupyter.example_notebook("teaching.ipynb")
+    opened = _jupyter.example_notebook("teaching.ipynb", package=package)
     assert opened == tmp_path / _jupyter.WORKING_COPY / "teaching.ipynb"
     assert (opened.parent / "example.png").is_file()
     assert not (opened.parent / "sora_runs").exists()
     opened.write_text("edited")
-    assert _jupyter.example_notebook("teaching.ipynb") == opened and opened.read_text() == "edited"
+    assert _jupyter.example_notebook("teaching.ipynb", package=package) == opened
+    assert opened.read_text() == "edited"

@@ -95,13 +95,13 @@ def _example_folders() -> list[Path]:
             if (folder / "quickstart.ipynb").is_file()]
 
 
-def example_notebook(name: str, *, copy_to: Path | None = None) -> Path | None:
+def example_notebook(name: str, *, copy_to: Path | None = None, package: Path = PACKAGE) -> Path | None:
     """The shipped notebook `name`: in the source checkout; else in ./notebooks; else the
-    installed package's copy, first copied with its images to `copy_to` (default
+    installed `package`'s copy, first copied with its images to `copy_to` (default
     ./sora-widgets-notebooks) so that runs and saves never land in site-packages."""
-    checkout = PACKAGE.parent / "notebooks" / name
+    checkout = package.parent / "notebooks" / name
     local = Path("notebooks") / name
-    bundled = PACKAGE / "notebooks" / name
+    bundled = package / "notebooks" / name
     if checkout.is_file():
         return checkout
     if local.is_file():
