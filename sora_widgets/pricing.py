@@ -84,6 +84,13 @@ class PriceTable:
         endpoints = len(self.per_second) + len(self.per_video)
         return f"PriceTable({endpoints} endpoints, {len(self.overridden)} set)"
 
+    def reset(self) -> None:
+        """Forget every `set` and every remembered failure: the published table again."""
+        self.per_second = copy.deepcopy(_PUBLISHED)
+        self.per_video = copy.deepcopy(_PUBLISHED_PER_VIDEO)
+        self.overridden.clear()
+        self.unreachable.clear()
+
     def set(self, endpoint_id: str, usd_per_second: float, resolution: str | None = None) -> None:
         """Override a price: one resolution's (other resolutions keep theirs), or with
         `resolution=None` the endpoint's price at every resolution."""
@@ -228,8 +235,7 @@ def set_price(endpoint_id: str, usd_per_second: float, resolution: str | None = 
 
 def reset_prices() -> None:
     """Forget every `set_price` override and go back to the published table."""
-    global _default
-    _default = PriceTable()
+    _default.reset()
 
 
 def format_usd(amount: float | None) -> str:

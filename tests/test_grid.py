@@ -58,8 +58,9 @@ def test_axes_can_be_chosen_and_unknown_axes_are_named(finished: sw.Sweep) -> No
     grid = finished.grid(rows="duration", cols="prompt")
     assert grid.rows == ["4", "8"] and grid.cols == PROMPTS
     assert {c["label"] for c in grid.cells} == {f"model={m}" for m in MODELS}
-    with pytest.raises(ValueError, match="'aspect_ratio' is not an axis"):
+    with pytest.raises(sw.ValidationError, match="'aspect_ratio' is not an axis") as caught:
         finished.grid(rows="aspect_ratio")
+    assert caught.value.fields == ["rows"]
 
 
 def test_a_rating_from_the_page_is_stored_in_the_history(finished: sw.Sweep, log: sw.History) -> None:

@@ -17,7 +17,7 @@ from fakefal import FakeFal
 
 import sora_widgets as sw
 from sora_widgets.backends.fal import FalBackend
-from sora_widgets.jobs import job_loop
+from sora_widgets.jobs import default_runner
 
 SECRET = "fal-hostile-key-SENTINEL-90ab3e"
 I2V = "fal-ai/kling-video/v2.1/standard/image-to-video"
@@ -129,7 +129,7 @@ def test_a_slow_disk_never_stalls_the_job_loop(log: sw.History, image: Path) -> 
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock: every write waits
     try:
         for _ in range(5):  # meanwhile the job loop keeps answering at once
-            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), job_loop()).result(timeout=2)
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), default_runner().loop).result(timeout=2)
             threading.Event().wait(0.2)
     finally:
         blocker.execute("COMMIT")

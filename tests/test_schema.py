@@ -216,3 +216,12 @@ def test_schema_renders_itself_escaped(toy: sw.EndpointSchema) -> None:
     html = sw.EndpointSchema.from_openapi(doc)._repr_html_()
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert repr(toy).startswith("EndpointSchema('acme/upscale'")
+
+
+def test_a_corrupt_cached_document_is_a_schema_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SORA_WIDGETS_HOME", str(tmp_path))
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "acme__broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(sw.SchemaError, match="not a readable OpenAPI JSON document") as caught:
+        sw.load_schema("acme/broken")
+    assert caught.value.endpoint_id == "acme/broken"

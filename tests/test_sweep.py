@@ -310,8 +310,11 @@ def test_an_offline_preview_sweep_with_repeats_summarises_per_model(
     assert summary[("motion", "count")].tolist() == [2, 2]
     figure = run.chart(tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000 and len(figure.axes) == 3
-    with pytest.raises(ValueError, match="axes are model"):
+    with pytest.raises(sw.ValidationError, match="axes are model") as caught:
         run.summary(by="duration")
+    assert caught.value.fields == ["by"]
+    with pytest.raises(sw.NotFoundError, match="not a job of sweep"):
+        run.rate(10_000, 5)
 
 
 def test_reopening_a_finished_sweep_sends_nothing_and_reuses_its_metrics(

@@ -45,7 +45,8 @@ class Uploads:
         if isinstance(value, NormalizedImage):  # checked and stored once by prepare_arguments
             if value.url is not None or value.local_path is None:
                 return value.value
-            return await self._upload(endpoint_id, value.local_path.read_bytes(),
+            data = await asyncio.to_thread(value.local_path.read_bytes)  # never read on the job loop
+            return await self._upload(endpoint_id, data,
                                       value.content_type or "application/octet-stream", value.local_path.name)
         if not isinstance(value, (str, bytes, os.PathLike)):
             return value
@@ -62,7 +63,8 @@ class Uploads:
         if not path.is_file():
             raise ValidationError([(name, f"file not found: {path}")], endpoint_id=endpoint_id)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return await self._upload(endpoint_id, path.read_bytes(), content_type, path.name)
+        data = await asyncio.to_thread(path.read_bytes)
+        return await self._upload(endpoint_id, data, content_type, path.name)
 
     async def _upload(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
         """Upload once per sha256; concurrent uploads of the same bytes share one request."""

@@ -1,6 +1,6 @@
 """What every backend offers the job layer: submit, follow, fetch the result, cancel.
 
-All methods are coroutines run on the package's job loop (see `jobs.py`). Errors are raised
+All methods are coroutines run on a JobRunner's job loop (see `jobs/runner.py`). Errors are raised
 as `GenerationError` (with `kind=`) so the job layer never sees a backend's own exceptions.
 """
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from .._owner import Owner
 from ..records import JobStatus
-from . import migrations as schema
+from . import migrations
 from .database import Database
 
 
@@ -25,7 +25,7 @@ class Claims:
             cursor = db.execute(
                 f"UPDATE runs SET owner = ?, heartbeat_at = ? WHERE id = ? AND owner IS ? "
                 f"AND status NOT IN ({', '.join('?' * len(final))})",
-                [owner.to_text(), schema.to_iso(schema.now()), id, previous, *final])
+                [owner.to_text(), migrations.to_iso(migrations.now()), id, previous, *final])
         return cursor.rowcount == 1
 
     def heartbeat(self, ids: Iterable[int], owner: Owner) -> None:
@@ -36,7 +36,7 @@ class Claims:
         with self._database.write() as db:
             db.execute(f"UPDATE runs SET heartbeat_at = ? WHERE owner = ? AND id IN "
                        f"({', '.join('?' * len(ids))})",
-                       [schema.to_iso(schema.now()), owner.to_text(), *ids])
+                       [migrations.to_iso(migrations.now()), owner.to_text(), *ids])
 
     def release(self, id: int, owner: Owner) -> None:
         """Stop owning run `id`, so the next `resume()` anywhere may follow it."""

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._errors import HistoryError
-from . import migrations as schema
+from . import migrations
 
 
 def unwritable(path: Path) -> bool:
@@ -49,7 +49,7 @@ class Database:
             return cached[1]
         if cached is not None and cached[0][0] == key[0]:
             cached[1].close()  # left over from before close(); a forked child's copy is dropped
-        db = schema.connect(self.path, read_only=self.read_only, busy_timeout=self._busy_timeout)
+        db = migrations.connect(self.path, read_only=self.read_only, busy_timeout=self._busy_timeout)
         db.row_factory = sqlite3.Row
         self._local.db = (key, db)
         return db
@@ -67,7 +67,7 @@ class Database:
         """Translate SQLite's errors into HistoryError, naming the file."""
         try:
             yield
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise HistoryError(f"History {self.path}: {exc}", path=str(self.path)) from exc
 
     @contextmanager
@@ -103,7 +103,7 @@ class Database:
         missing = set(columns) - self._arg_columns
         if not missing:
             return
-        existing = schema.arg_columns(db)
+        existing = migrations.arg_columns(db)
         for column in sorted(missing - existing):
             db.execute(f'ALTER TABLE runs ADD COLUMN "{column}"')
         self._local.staged = frozenset(existing | missing)
@@ -111,5 +111,5 @@ class Database:
     def has_arg_column(self, db: sqlite3.Connection, column: str) -> bool:
         """True when the file has argument column `column` (the cache is refreshed on a miss)."""
         if column not in self._arg_columns:
-            self._arg_columns = frozenset(schema.arg_columns(db))
+            self._arg_columns = frozenset(migrations.arg_columns(db))
         return column in self._arg_columns

@@ -1,4 +1,4 @@
-"""The history as tables: a typed pandas DataFrame, CSV/JSONL/Parquet exports, a notebook table.
+"""The history as tables: a typed pandas DataFrame and CSV/JSONL/Parquet exports.
 
 pandas and the Parquet engines are imported only when asked for, so `import sora_widgets` and
 the write side never pay for them.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import HistoryError
 from ..records import JobStatus
-from . import migrations as schema
+from . import migrations
 from .rows import PATH_COLUMNS, absolute
 
 if TYPE_CHECKING:
@@ -47,16 +47,16 @@ def dataframe(columns: list[str], rows: list[tuple[Any, ...]], *, folder: Path |
     parsed = [json.loads(text) for text in frame.pop("arguments_json")]
     record_names = set(frame.columns) | {"arguments", "result"}
     arguments = pd.DataFrame({
-        schema.ARG_PREFIX + name if name in record_names else name:
+        migrations.ARG_PREFIX + name if name in record_names else name:
             _typed_argument(pd, [args.get(name) for args in parsed], frame.index)
         for name in dict.fromkeys(name for args in parsed for name in args)}, index=frame.index)
     frame["result"] = [json.loads(text) if isinstance(text, str) else None
                        for text in frame.pop("result_json")]
     for name in ("logs", "tags"):
         frame[name] = [json.loads(text) for text in frame[name]]
-    for name in schema.TIME_COLUMNS:
+    for name in migrations.TIME_COLUMNS:
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
-    for name, kind in schema.COLUMNS.items():
+    for name, kind in migrations.COLUMNS.items():
         if kind == "real":
             frame[name] = frame[name].astype("float64")
     frame["id"] = frame["id"].astype("int64")
@@ -88,7 +88,7 @@ def flat(table: pd.DataFrame, *, spreadsheet: bool = False) -> pd.DataFrame:
     for name in table.columns:
         column = table[name]
         if column.dtype == object and not all(isinstance(value, str) for value in column.dropna()):
-            table[name] = [None if _missing(value) else schema.dumps(value) for value in column]
+            table[name] = [None if _missing(value) else migrations.dumps(value) for value in column]
         elif spreadsheet and any(_is_formula(value) for value in column):
             table[name] = [_inert(value) for value in column]
     if spreadsheet:
@@ -123,7 +123,7 @@ def export(log: History, path: Path, filters: dict[str, Any]) -> Path:
         if suffix == ".jsonl":
             with partial.open("w", encoding="utf-8") as out:
                 for record in log.find(**filters):
-                    out.write(schema.dumps(record) + "\n")
+                    out.write(migrations.dumps(record) + "\n")
         else:
             table = flat(log.to_dataframe(**filters), spreadsheet=engine is None)
             if engine is None:

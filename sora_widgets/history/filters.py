@@ -8,11 +8,11 @@ import sqlite3
 from typing import Any
 
 from ..records import JobStatus
-from . import migrations as schema
+from . import migrations
 from .database import Database
 
 _FILTERED_COLUMNS = {"status": "status", "endpoint_id": "endpoint_id", "backend": "backend",
-                     "sweep_id": "sweep_id", "model": schema.ARG_PREFIX + "model"}
+                     "sweep_id": "sweep_id", "model": migrations.ARG_PREFIX + "model"}
 
 
 def where_clause(
@@ -39,15 +39,15 @@ def where_clause(
         if name == "status":
             wanted = [JobStatus(item).value for item in wanted]
         column = _FILTERED_COLUMNS[name]
-        if column.startswith(schema.ARG_PREFIX) and not database.has_arg_column(db, column):
+        if column.startswith(migrations.ARG_PREFIX) and not database.has_arg_column(db, column):
             clauses.append("0")  # no run has had this argument yet
             continue
         clauses.append(f'"{column}" IN ({", ".join("?" * len(wanted))})')
         params.extend(wanted)
     if text is not None:
         fields = ["notes", "tags"]
-        if database.has_arg_column(db, schema.ARG_PREFIX + "prompt"):
-            fields.append(f'"{schema.ARG_PREFIX}prompt"')
+        if database.has_arg_column(db, migrations.ARG_PREFIX + "prompt"):
+            fields.append(f'"{migrations.ARG_PREFIX}prompt"')
         clauses.append("(" + " OR ".join(f"sw_contains({f}, ?)" for f in fields) + ")")
         params.extend([text] * len(fields))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

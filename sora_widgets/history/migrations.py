@@ -114,7 +114,7 @@ def connect(path: Path, *, read_only: bool = False,
                 # crashed process (only a power cut may lose the last commits).
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise HistoryError(
                 f"{path} could not be opened as a history: {exc}. The file was left untouched.",
                 path=str(path),

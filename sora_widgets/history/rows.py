@@ -12,7 +12,7 @@ from typing import Any, TypedDict, cast
 
 from .._errors import HistoryError
 from ..records import JobStatus
-from . import migrations as schema
+from . import migrations
 
 
 class HistoryRecord(TypedDict):
@@ -93,7 +93,7 @@ def _value(name: str, value: Any, folder: Path | None) -> Any:
         return json.loads(value)
     if name == "status":
         return JobStatus(value)
-    if name in schema.TIME_COLUMNS and value is not None:
+    if name in migrations.TIME_COLUMNS and value is not None:
         return datetime.fromisoformat(value)
     if name in PATH_COLUMNS:
         return absolute(value, folder)
@@ -128,7 +128,7 @@ def advance(run_id: int, current: sqlite3.Row, values: dict[str, Any], *, path: 
     """Check the status change in `values` against the lifecycle, then add to `values` the times
     it stamps (submitted_at on leaving pending or getting a request id, started_at on running,
     completed_at on a final status) and the durations they complete; given values always win."""
-    stamp = schema.to_iso(schema.now())
+    stamp = migrations.to_iso(migrations.now())
     old = JobStatus(current["status"])
     new = JobStatus(values.get("status", old))
     if new is not old or (old.is_final and "status" in values):

@@ -4,8 +4,8 @@ The generation helper writes (`start` before anything is sent, `update` as the j
 `finish` with the result or error), possibly from the job loop's thread and from several
 processes at once; readers get plain dict records, a DataFrame, an export or a notebook table.
 Connections and transactions: `database`; storage layout, migrations and value encoding:
-`migrations`; the record type and lifecycle stamps: `rows`; who follows a run: `claims`; tables,
-exports, HTML: `export`.
+`migrations`; the record type and lifecycle stamps: `rows`; who follows a run: `claims`; the
+DataFrame and exports: `export` (its notebook table is `_html.history_html`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from .._secrets import scrub, secret_values
 from .._values import did_you_mean
 from .._version import __version__
 from ..records import JobStatus
-from . import export
-from . import migrations as schema
+from . import export, migrations
 from .claims import Claims
 from .database import Database, unwritable
 from .filters import where_clause
-from .rows import HistoryRecord, advance, columns_from_result, decode
+from .rows import PATH_COLUMNS, HistoryRecord, advance, columns_from_result, decode
 from .uploads import UploadCache
 
 if TYPE_CHECKING:
@@ -40,11 +39,10 @@ __all__ = ["History", "HistoryRecord"]
 
 _PAGE = 256  # rows fetched per query while iterating
 _UNSET: Any = object()  # "not given", where None means "clear it"
-_RECORD_SQL = ", ".join(schema.COLUMNS)
+_RECORD_SQL = ", ".join(migrations.COLUMNS)
 _UPDATE_ALIASES = {"arguments": "arguments_json", "result": "result_json", "media": "media_json"}
 _READ_ONLY = {"id", "created_at", "arguments_json", "result_json"}
-_SETTABLE = sorted((set(schema.COLUMNS) | set(_UPDATE_ALIASES)) - _READ_ONLY)
-_PATH_COLUMNS = ("video_path", "thumbnail_path", "spritesheet_path", "image_path")
+_SETTABLE = sorted((set(migrations.COLUMNS) | set(_UPDATE_ALIASES)) - _READ_ONLY)
 
 
 @functools.cache
@@ -63,7 +61,7 @@ def _file_path(path: str | os.PathLike[str] | None) -> Path:
         path = run_home()
     target = Path(path).expanduser()
     if target.is_dir() or not target.suffix:
-        target = target / schema.FILENAME
+        target = target / migrations.FILENAME
     return target.absolute()
 
 
@@ -76,7 +74,7 @@ class History(Claims):
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 read_only: bool | None = None, busy_timeout: float = schema.BUSY_TIMEOUT_S) -> None:
+                 read_only: bool | None = None, busy_timeout: float = migrations.BUSY_TIMEOUT_S) -> None:
         """Open or create the history at `path`: a run folder (existing, or a name without a
         suffix) holding `history.sqlite`, or the file itself; None means `$SORA_WIDGETS_HOME`,
         else `./sora_runs`. A corrupt, foreign or newer file raises HistoryError here.
@@ -162,20 +160,20 @@ class History(Claims):
         secrets = secret_values()
         clean = scrub(dict(arguments), secrets)
         row = {
-            "created_at": schema.now(), "endpoint_id": endpoint_id, "backend": backend,
+            "created_at": migrations.now(), "endpoint_id": endpoint_id, "backend": backend,
             "status": JobStatus.PENDING, "arguments_json": clean, "sweep_id": sweep_id,
             "cost_usd": cost_usd, "image_sha256": image_sha256,
             "image_path": self._stored_path(image_path),
             "logs": [], "tags": [], "sora_widgets_version": __version__,
             "fal_client_version": _fal_client_version(), "cell_key": cell_key,
-            "owner": owner.to_text() if owner else None, "heartbeat_at": schema.now() if owner else None,
+            "owner": owner.to_text() if owner else None, "heartbeat_at": migrations.now() if owner else None,
         }
         arg_values = self._arg_values(clean)  # first, so a bad value is named by its own field
-        values = {name: schema.encode(name, value, secrets) for name, value in row.items()}
+        values = {name: migrations.encode(name, value, secrets) for name, value in row.items()}
         values.update(arg_values)
         names = ", ".join(f'"{name}"' for name in values)
         with self._database.write() as db:
-            self._database.ensure_arg_columns(db, (n for n in values if n.startswith(schema.ARG_PREFIX)))
+            self._database.ensure_arg_columns(db, (n for n in values if n.startswith(migrations.ARG_PREFIX)))
             cursor = db.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(values))})",
                                 list(values.values()))
             if cursor.rowcount != 1 or cursor.lastrowid is None:  # e.g. a trigger dropped the row
@@ -199,13 +197,13 @@ class History(Claims):
         values: dict[str, Any] = {}
         for name, value in columns.items():
             column = _UPDATE_ALIASES.get(name, name)
-            if name in _READ_ONLY or column not in schema.COLUMNS:
+            if name in _READ_ONLY or column not in migrations.COLUMNS:
                 raise ValidationError([(name, _not_settable(name))])
-            if column in _PATH_COLUMNS:
+            if column in PATH_COLUMNS:
                 value = self._stored_path(value)
             elif column == "media_json":
                 value = self._stored_media(value)
-            values[column] = schema.encode(column, value, secrets)
+            values[column] = migrations.encode(column, value, secrets)
         with self._database.write() as db:
             current = db.execute("SELECT status, created_at, submitted_at, started_at, request_id "
                                  "FROM runs WHERE id = ?", (id,)).fetchone()
@@ -216,7 +214,7 @@ class History(Claims):
                 clean = scrub(dict(columns["arguments"]), secrets)
                 new_args = self._arg_values(clean)
                 self._database.ensure_arg_columns(db, new_args)
-                values.update(dict.fromkeys(schema.arg_columns(db), None) | new_args)
+                values.update(dict.fromkeys(migrations.arg_columns(db), None) | new_args)
             if values:
                 assignments = ", ".join(f'"{name}" = ?' for name in values)
                 db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*values.values(), id])
@@ -254,9 +252,9 @@ class History(Claims):
         """The `arg_<name>` columns for (already scrubbed) arguments."""
         columns = {}
         for name, value in arguments.items():
-            column = schema.arg_column(name) if isinstance(name, str) else None
+            column = migrations.arg_column(name) if isinstance(name, str) else None
             if column is not None:
-                columns[column] = schema.storable(column, schema.arg_value(value))
+                columns[column] = migrations.storable(column, migrations.arg_value(value))
         return columns
 
     def _stored_path(self, path: Any) -> Any:
@@ -354,7 +352,7 @@ class History(Claims):
     def to_dataframe(self, **filters: Any) -> pd.DataFrame:
         """A pandas DataFrame, newest first: typed times (UTC), numbers and categories, and one
         column per argument (named `arg_<name>` only where it clashes with a record column)."""
-        return export.dataframe(list(schema.COLUMNS), [tuple(row) for row in self._select(**filters)],
+        return export.dataframe(list(migrations.COLUMNS), [tuple(row) for row in self._select(**filters)],
                                 folder=self.folder)
 
     def export(self, path: str | os.PathLike[str], **filters: Any) -> Path:

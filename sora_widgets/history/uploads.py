@@ -11,7 +11,7 @@ from collections.abc import Iterator, MutableMapping
 from datetime import timedelta
 
 from .._errors import NotFoundError
-from . import migrations as schema
+from . import migrations
 from .database import Database
 
 DAY_S = 24 * 3600.0
@@ -27,7 +27,7 @@ class UploadCache(MutableMapping[str, str]):
         self.max_age_s = max_age_s
 
     def _oldest(self) -> str:
-        return schema.to_iso(schema.now() - timedelta(seconds=self.max_age_s))
+        return migrations.to_iso(migrations.now() - timedelta(seconds=self.max_age_s))
 
     def __getitem__(self, sha256: str) -> str:
         with self._database.read() as db:
@@ -40,7 +40,7 @@ class UploadCache(MutableMapping[str, str]):
     def __setitem__(self, sha256: str, url: str) -> None:
         with self._database.write() as db:
             db.execute("INSERT OR REPLACE INTO uploads (sha256, url, uploaded_at) VALUES (?, ?, ?)",
-                       (sha256, url, schema.to_iso(schema.now())))
+                       (sha256, url, migrations.to_iso(migrations.now())))
 
     def __delitem__(self, sha256: str) -> None:
         with self._database.write() as db:

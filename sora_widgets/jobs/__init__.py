@@ -8,8 +8,8 @@ foundations, `schema`, `media`, `history` and `backends`; never `widgets` or `re
 """
 
 from .generation import generate, generate_async, prepare_arguments, resume, submit
-from .job import Job, cancel_jobs, job_loop, live_job
+from .job import Job, cancel_jobs
 from .runner import JobRunner, Limit, default_runner, max_jobs
 
 __all__ = ["Job", "JobRunner", "Limit", "cancel_jobs", "default_runner", "generate", "generate_async",
-           "job_loop", "live_job", "max_jobs", "prepare_arguments", "resume", "submit"]
+           "max_jobs", "prepare_arguments", "resume", "submit"]

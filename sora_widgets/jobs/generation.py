@@ -6,7 +6,6 @@ before anything is sent, and hands the job to a JobRunner's loop (`runner.py`, `
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
@@ -59,23 +58,23 @@ def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history
     problems: list[tuple[str, str]] = []
     for field in schema.fields:
         value = arguments.get(field.name)
-        if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
-            if not urllib.parse.urlsplit(value.strip()).hostname:
-                problems.append((field.name, f"the URL {value.strip()[:80]!r} has no host"))
-            continue
         if value is None:
             continue
         local: Path | None = None
         size: tuple[int, int] | None = None
-        if field.kind == "image":
-            image = normalize_image(value, media_dir=history.media_dir, field=field.name)
-            arguments[field.name], images[field.name] = image.value, image
-            local, size = image.local_path, image.size
-            image_columns.setdefault("image_sha256", image.sha256)
-            image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
-        elif field.ui_field in ("video", "audio", "file") and isinstance(value, (str, PathLike)):
-            path = classify_image(value, field=field.name).path
-            local = path if path is not None and path.is_file() else None
+        try:
+            if field.kind == "image":
+                image = normalize_image(value, media_dir=history.media_dir, field=field.name)
+                arguments[field.name], images[field.name] = image.value, image
+                local, size = image.local_path, image.size
+                image_columns.setdefault("image_sha256", image.sha256)
+                image_columns.setdefault("image_path", str(image.local_path) if image.local_path else None)
+            elif field.ui_field in ("video", "audio", "file") and isinstance(value, (str, PathLike)):
+                path = classify_image(value, field=field.name).path
+                local = path if path is not None and path.is_file() else None
+        except ValidationError as exc:  # every field's problem is reported at once
+            problems += exc.errors
+            continue
         if local is not None and field.limits:
             kind = "video" if field.ui_field == "video" else "image"
             problems += [(field.name, f"the file {local.name} {problem}")

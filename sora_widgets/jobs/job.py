@@ -24,32 +24,23 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mappin
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, error_kind
+from .._html import html_text
 from ..backends import Backend
 from ..records import Generation, JobEvent, JobStatus
 from ..schema.documents import EndpointSchema
 from .life import JobLife
-from .runner import JobRunner, Limit, default_runner, max_jobs
+from .runner import JobRunner, Limit, default_runner
 
 if TYPE_CHECKING:
     from ..history.store import History
     from ..media import NormalizedImage
 
-__all__ = ["Job", "JobRunner", "cancel_jobs", "job_loop", "live_job", "max_jobs"]
+__all__ = ["EventCallback", "Job", "cancel_jobs"]
 
 EventCallback = Callable[["Job", JobEvent], None]
 PREVIEW_NOTE = "Offline preview: no model made this video; it was rendered on this machine from your image."
 
 logger = logging.getLogger("sora_widgets")
-
-
-def job_loop(runner: JobRunner | None = None) -> asyncio.AbstractEventLoop:
-    """The event loop jobs run on (the default runner's unless one is given)."""
-    return (runner or default_runner()).loop
-
-
-def live_job(history: History, history_id: int, runner: JobRunner | None = None) -> Job | None:
-    """The Job this process (the runner) is following for that history row, if any."""
-    return (runner or default_runner()).live(history, history_id)
 
 
 def cancel_jobs(jobs: Iterable[Job]) -> None:
@@ -244,4 +235,4 @@ class Job(JobLife):
     def _repr_html_(self) -> str:
         if self.status is JobStatus.COMPLETED:
             return self.generation._repr_html_()
-        return f"<code>{self!r}</code>".replace("<Job", "&lt;Job")
+        return f"<code>{html_text(repr(self))}</code>"

@@ -239,7 +239,7 @@ class JobLife(abc.ABC):
                 spritesheet_path=gen.spritesheet_path, running_s=gen.running_s,
                 total_s=gen.total_s, logs=gen.logs, media=gen.media or None)
         except HistoryError:
-            recorded = JobStatus(self.history.get(self.history_id)["status"])
+            recorded = JobStatus((await self.runner.on_disk(self.history.get, self.history_id))["status"])
             if not recorded.is_final:
                 raise
             gen.logs.append(f"Another process had already recorded this run as {recorded.value}.")

@@ -83,7 +83,7 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
     if isinstance(endpoint, (list, tuple)):
         axes = {ENDPOINT_AXIS: list(schemas), **axes}
     normalize_images(schemas, axes, fixed, log.media_dir)
-    chosen = resolve_backend(backend, history=log)
+    chosen = resolve_backend(backend, history=log, cache=runner.backends)
     bundled = set(bundled_endpoints())
     plan = SweepPlan(sweep_id=uuid.uuid4().hex[:10], endpoint_id=next(iter(schemas)),
                      backend=chosen.name, axes=axes, fields=fixed, repeat=repeat,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import GenerationError, ValidationError
+from .._errors import GenerationError, NotFoundError, ValidationError
 from .._html import html_text, media_src, shown_value
 from ..records import JobStatus
 from .plan import ENDPOINT_AXIS, Cell, SweepPlan
@@ -174,8 +174,8 @@ class SweepTables:
         by = by or (ENDPOINT_AXIS if self.plan.cross_model else "model")
         frame = self.to_dataframe()
         if by not in frame.columns:
-            raise ValueError(f"cannot summarise by {by!r}: the sweep's axes are "
-                             f"{', '.join(self.plan.axes) or 'none'}")
+            raise ValidationError([("by", f"cannot summarise by {by!r}: the sweep's axes are "
+                                          f"{', '.join(self.plan.axes) or 'none'}")])
         frame[by] = frame[by].map(lambda v: v if isinstance(v, (str, int, float)) else json.dumps(v))
         skip = {"sample", "history_id", "rating", "endpoint_id", by}
         numeric = [c for c in frame.columns if c not in skip and frame[c].dtype.kind in "if"]
@@ -215,10 +215,10 @@ class SweepTables:
     def grid_cells(self, rows: str | None, cols: str | None
                    ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Row labels, column labels and one dict per job (CellState keys plus `video_path`)."""
-        for name in (rows, cols):
+        for option, name in (("rows", rows), ("cols", cols)):
             if name is not None and name not in self.plan.axes:
-                raise ValueError(f"{name!r} is not an axis of sweep {self.sweep_id}; axes: "
-                                 f"{', '.join(self.plan.axes) or 'none'}")
+                raise ValidationError([(option, f"{name!r} is not an axis of sweep {self.sweep_id}; "
+                                                f"axes: {', '.join(self.plan.axes) or 'none'}")])
         row_values = self.plan.axes[rows] if rows else [None]
         col_values = self.plan.axes[cols] if cols else [None]
         others = [n for n in self.plan.axes if n not in (rows, cols)]
@@ -241,7 +241,8 @@ class SweepTables:
         with self._lock:
             mine = history_id in self._rows.values()
         if not mine:
-            raise ValueError(f"history id {history_id} is not a job of sweep {self.sweep_id}")
+            raise NotFoundError(f"History id {history_id} is not a job of sweep {self.sweep_id}.",
+                                key=history_id)
         self.history.annotate(history_id, rating=rating)
         self._ratings[history_id] = rating
         self._notify()

@@ -119,14 +119,21 @@ def load_schema(endpoint_id: str | os.PathLike[str] = DEFAULT_ENDPOINT) -> Endpo
         path = Path(endpoint_id)
         if not path.is_file():
             raise SchemaError(f"No schema file at {path}.")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:  # not JSON, not UTF-8, unreadable
-            raise SchemaError(f"{path} is not a readable OpenAPI JSON document: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise SchemaError(f"{path} holds a JSON {type(doc).__name__}, not an OpenAPI document.")
-        return EndpointSchema.from_openapi(doc)
+        return EndpointSchema.from_openapi(_read_document(path))
     return _load_named(endpoint_id)
+
+
+def _read_document(path: Path, endpoint_id: str | None = None) -> dict[str, Any]:
+    """The OpenAPI document in a JSON file, or a SchemaError saying why it cannot be one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:  # not JSON, not UTF-8, unreadable
+        raise SchemaError(f"{path} is not a readable OpenAPI JSON document: {exc}",
+                          endpoint_id=endpoint_id) from exc
+    if not isinstance(doc, dict):
+        raise SchemaError(f"{path} holds a JSON {type(doc).__name__}, not an OpenAPI document.",
+                          endpoint_id=endpoint_id)
+    return doc
 
 
 @functools.cache
@@ -135,7 +142,7 @@ def _load_named(endpoint_id: str) -> EndpointSchema:
     if not resource.is_file():
         cached = _cache_path(endpoint_id)
         if cached.is_file():
-            return EndpointSchema.from_openapi(json.loads(cached.read_text(encoding="utf-8")))
+            return EndpointSchema.from_openapi(_read_document(cached, endpoint_id))
         known = bundled_endpoints()
         raise SchemaError(
             f"No bundled schema for {endpoint_id!r}{did_you_mean(endpoint_id, known)}. "
@@ -234,7 +241,10 @@ def fetch_schema(endpoint_id: str, *, url: str | None = None, timeout: float = 1
                           endpoint_id=endpoint_id)
     schema = EndpointSchema.from_openapi(doc, endpoint_id=endpoint_id)
     cache = _cache_path(endpoint_id)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    except OSError:  # a read-only run folder: the document is used, just not kept for next time
+        pass
     _load_named.cache_clear()  # a newer document replaces what this process read before
     return schema
