@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from fakefal import FakeFal
 
     import sora_widgets as sw
+    from sora_widgets import JobRunner
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +72,12 @@ def fakefal() -> Iterator[FakeFal]:
     _FAKE_FAL.reset()
     yield _FAKE_FAL
     _FAKE_FAL.reset()
+
+
+@pytest.fixture
+def runner() -> Iterator[JobRunner]:
+    """A JobRunner of the test's own (the package's default one is left alone), closed after it."""
+    from sora_widgets import JobRunner
+
+    with JobRunner() as made:
+        yield made

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -145,9 +147,10 @@ def test_no_key_photo_becomes_a_4_s_16_9_mp4_whose_first_frame_is_the_photo(
 
 
 @pytest.fixture
-def one_job_at_a_time() -> JobRunner:
-    """A runner of its own that follows a single job at a time."""
-    return JobRunner(max_jobs=1)
+def one_job_at_a_time() -> Iterator[JobRunner]:
+    """A runner of its own that follows a single job at a time, closed after the test."""
+    with JobRunner(max_jobs=1) as runner:
+        yield runner
 
 
 def test_jobs_beyond_the_concurrency_limit_wait_pending_and_all_finish(
@@ -245,3 +248,32 @@ async def test_the_preview_does_not_read_an_image_it_is_handed_again(tmp_path: P
     prepared = await sw.PreviewBackend(media_dir=tmp_path).prepare(
         "fal-ai/sora-2/image-to-video", {"prompt": "p", "image_url": image})
     assert prepared["image_url"] == image.value
+
+
+def test_a_closed_runner_ends_its_threads_and_leaves_sent_jobs_resumable(log: sw.History) -> None:
+    import threading
+
+    def loops() -> int:
+        return sum(t.name == "sora-widgets-jobs" for t in threading.enumerate())
+
+    before = loops()
+    slow = sw.PreviewBackend(media_dir=log.media_dir, queue_s=30.0, scale=0.25)
+    with JobRunner(max_jobs=1) as runner:
+        sent = sw.submit(prompt="sent, then left", image_url=png_bytes(), backend=slow, history=log,
+                         runner=runner)
+        waiting = sw.submit(prompt="never sent", image_url=png_bytes(), backend=slow, history=log,
+                            runner=runner)
+        deadline = time.monotonic() + 30
+        while sent.request_id is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert loops() == before + 1
+    assert loops() == before and "closed" in repr(runner)
+    with pytest.raises(sw.ValidationError, match="closed"):
+        sw.submit(prompt="x", image_url=png_bytes(), backend=slow, history=log, runner=runner)
+    assert log.get(waiting.history_id)["status"] == "cancelled"  # it was never sent
+    row = log.get(sent.history_id)
+    assert row["status"] == "queued" and row["request_id"] == sent.request_id and row["owner"] is None
+    fast = sw.PreviewBackend(media_dir=log.media_dir, queue_s=0.0, scale=0.25)
+    with JobRunner() as again:
+        [resumed] = sw.resume(log, backend=fast, runner=again)
+        assert resumed.result(timeout=120).ok and resumed.request_id == sent.request_id

@@ -200,9 +200,9 @@ def _one_at_a_time(on_fal: list[FalJob]) -> bool:
 
 
 def test_a_cancelled_sweep_ends_every_row_sends_nothing_waiting_and_reports_done(
-        fal, log: sw.History) -> None:
+        fal, log: sw.History, runner: JobRunner) -> None:
     run = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS, duration=[4, 8],
-                   backend="fal", history=log, max_concurrent=2, runner=JobRunner())
+                   backend="fal", history=log, max_concurrent=2, runner=runner)
     deadline = time.monotonic() + 30
     while sum(job.request_id is not None for job in run.jobs) < 2:
         assert time.monotonic() < deadline, run.status
@@ -218,10 +218,11 @@ def test_a_cancelled_sweep_ends_every_row_sends_nothing_waiting_and_reports_done
     assert set(run.status) <= {"cancelled", "completed"}
 
 
-def test_max_concurrent_one_runs_the_sweeps_jobs_one_at_a_time(fal, log: sw.History) -> None:
+def test_max_concurrent_one_runs_the_sweeps_jobs_one_at_a_time(fal, log: sw.History,
+                                                               runner: JobRunner) -> None:
     fal.configure(queue_s=0.05, run_s=0.15)
     run = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS, backend="fal",
-                   history=log, max_concurrent=1, runner=JobRunner(), wait=True)
+                   history=log, max_concurrent=1, runner=runner, wait=True)
     assert run.status == {"completed": 3} and len(fal.jobs) == 3
     assert _one_at_a_time(list(fal.jobs.values()))
 
@@ -229,20 +230,19 @@ def test_max_concurrent_one_runs_the_sweeps_jobs_one_at_a_time(fal, log: sw.Hist
 def test_the_runners_limit_applies_across_a_sweep_and_a_separate_submit(
         fal, log: sw.History) -> None:
     fal.configure(queue_s=0.05, run_s=0.15)
-    runner = JobRunner(max_jobs=1)
-    run = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS[:2], backend="fal",
-                   history=log, runner=runner)  # no cap of its own: the runner's one place applies
-    alone = sw.submit(prompt="alone", image_url=fal.media_url("input.png"), backend="fal",
-                      history=log, runner=runner)
-    assert alone.result(timeout=60).ok and run.wait(timeout=60).status == {"completed": 2}
+    with JobRunner(max_jobs=1) as runner:
+        run = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS[:2],
+                       backend="fal", history=log, runner=runner)  # no cap of its own: max_jobs=1
+        alone = sw.submit(prompt="alone", image_url=fal.media_url("input.png"), backend="fal",
+                          history=log, runner=runner)
+        assert alone.result(timeout=60).ok and run.wait(timeout=60).status == {"completed": 2}
     assert len(fal.jobs) == 3 and _one_at_a_time(list(fal.jobs.values()))
 
 
 def test_a_limit_from_another_runner_is_refused_before_anything_is_recorded(
-        log: sw.History, image: Path) -> None:
-    with pytest.raises(sw.ValidationError) as info:
-        sw.submit(prompt="p", image_url=image, history=log, runner=JobRunner(),
-                  limit=JobRunner().limiter(1))
+        log: sw.History, image: Path, runner: JobRunner) -> None:
+    with JobRunner() as other, pytest.raises(sw.ValidationError) as info:
+        sw.submit(prompt="p", image_url=image, history=log, runner=runner, limit=other.limiter(1))
     assert info.value.fields == ["limit"] and len(log) == 0
 
 

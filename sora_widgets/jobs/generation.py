@@ -43,6 +43,14 @@ class PreparedRequest:
     images: dict[str, NormalizedImage]
 
 
+def _open_runner(runner: JobRunner | None) -> JobRunner:
+    """`runner`, else the default one; a closed runner is refused before anything is recorded."""
+    runner = runner or default_runner()
+    if runner.closed:
+        raise ValidationError([("runner", f"{runner!r} was closed: make a new JobRunner")])
+    return runner
+
+
 def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history: History
                       ) -> PreparedRequest:
     """Turn image inputs (paths, bytes, PIL images, data URIs) into request values, check local
@@ -104,7 +112,7 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
         raise ValidationError([("arguments", f"must be a mapping of field names to values, like "
                                              f"{{'prompt': ...}} (got {type(arguments).__name__})")])
     max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
-    runner = runner or default_runner()
+    runner = _open_runner(runner)
     if limit is not None and limit.runner is not runner:
         raise ValidationError([("limit", "was made by another JobRunner: use runner.limiter(n) of "
                                          "the runner the job runs on")])
@@ -160,7 +168,7 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
     `limit` caps how many of the jobs taken over run at once (a reopened sweep's own cap).
     """
     log = _history(history)
-    runner = runner or default_runner()
+    runner = _open_runner(runner)
     me = this_process()
     jobs = []
     for row in log.unfinished():

@@ -18,7 +18,6 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -86,21 +85,57 @@ class JobRunner:
         self._writers: concurrent.futures.ThreadPoolExecutor | None = None
         self._fetchers: concurrent.futures.ThreadPoolExecutor | None = None
         self._heartbeat: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
         #: backend instances per (kind, run folder), reused so uploads and renders are shared
         self.backends: dict[tuple[str, str], Backend] = {}
 
     def __repr__(self) -> str:
-        return f"JobRunner(max_jobs={self.max_jobs}, following={len(self._live)})"
+        state = "closed" if self._closed.is_set() else f"following={len(self._live)}"
+        return f"JobRunner(max_jobs={self.max_jobs}, {state})"
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called: the runner takes no more jobs."""
+        return self._closed.is_set()
+
+    def __enter__(self) -> JobRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop jobs run on, started in a daemon thread on first use."""
         with self._lock:
+            if self._closed.is_set():
+                raise SoraWidgetsError(f"{self!r} was closed; make a new JobRunner to run jobs.")
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="sora-widgets-jobs", daemon=True).start()
+                self._thread = threading.Thread(target=loop.run_forever, name="sora-widgets-jobs",
+                                                daemon=True)
+                self._thread.start()
                 self._loop = loop
             return self._loop
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop this runner: jobs not yet sent end `cancelled`, sent ones stop being followed and
+        stay resumable (`resume()` with another runner); then its loop, heartbeat and threads
+        end. Idempotent."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            loop.close()
+        for pool, wait in ((self._writers, True), (self._fetchers, False)):
+            if pool is not None:
+                pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def slots(self) -> asyncio.Semaphore:
         """The places for running jobs (call on the loop): `max_jobs` at once, the rest wait."""
@@ -143,8 +178,7 @@ class JobRunner:
 
     def _beat(self) -> None:
         """Renew, every HEARTBEAT_S, the heartbeat of every row this runner follows."""
-        while True:
-            time.sleep(HEARTBEAT_S)
+        while not self._closed.wait(HEARTBEAT_S):
             with self._lock:
                 followed = list(self._live.values())
             by_file: dict[str, tuple[History, list[int]]] = {}
@@ -177,6 +211,14 @@ class JobRunner:
                 self._fetchers = concurrent.futures.ThreadPoolExecutor(
                     self.max_jobs, thread_name_prefix="sora-widgets-media")
         return asyncio.get_running_loop().run_in_executor(self._fetchers, function)
+
+
+async def _cancel_tasks() -> None:
+    """Cancel every task on the running loop but this one, and wait until each has handled it."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _env_max_jobs() -> int:
