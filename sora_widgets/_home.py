@@ -15,6 +15,11 @@ def run_home() -> Path:
     return Path(os.environ.get("SORA_WIDGETS_HOME") or "sora_runs")
 
 
+def media_dir() -> Path:
+    """The run folder's media: videos, thumbnails and input images (by content hash)."""
+    return run_home() / "media"
+
+
 def cache_dir() -> Path:
     """The folder for cached documents from fal (schemas, endpoint status, prices, model lists)."""
     return run_home() / "cache"

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-__all__ = ["SECRET_ENV", "is_secret_name", "key_source", "scrub", "scrub_text", "secret_values"]
+__all__ = ["SECRET_ENV", "fal_key", "is_secret_name", "key_source", "scrub", "scrub_text", "secret_values"]
 
 SECRET_ENV = ("FAL_KEY", "FAL_KEY_SECRET")
 _MIN_SECRET = 8  # shorter values are too likely to occur in ordinary text to be scrubbed
@@ -66,4 +66,14 @@ def key_source() -> str | None:
         return "FAL_KEY"
     if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
         return "FAL_KEY_ID + FAL_KEY_SECRET"
+    return None
+
+
+def fal_key() -> str | None:
+    """The key from the environment as fal expects it (FAL_KEY, or FAL_KEY_ID:FAL_KEY_SECRET)."""
+    source = key_source()
+    if source == "FAL_KEY":
+        return os.environ["FAL_KEY"]
+    if source is not None:
+        return f"{os.environ['FAL_KEY_ID']}:{os.environ['FAL_KEY_SECRET']}"
     return None

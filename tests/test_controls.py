@@ -188,6 +188,22 @@ def test_image_upload_is_kept_under_media_inputs(tmp_path):
     assert control.problem == "" and control.editor.upload.value == ()
 
 
+def test_an_upload_that_is_not_an_image_is_named_under_the_field(tmp_path):
+    control = control_for(sw.load_schema()["image_url"], media_dir=tmp_path / "media")
+    control.value = "https://example.com/kept.png"
+
+    def upload(name: str, data: bytes) -> None:
+        control.editor.upload.value = ({"name": name, "type": "image/png", "size": len(data),
+                                        "content": memoryview(data),
+                                        "last_modified": datetime.now(timezone.utc)},)
+
+    upload("notes.png", b"plain text, not a picture")
+    assert control.problem.startswith("notes.png: ") and "image" in control.problem
+    assert control.value == "https://example.com/kept.png" and control.editor.upload.value == ()
+    upload("in.png", png_bytes())  # a good upload clears the problem
+    assert control.problem == "" and control.value.startswith(str(tmp_path / "media" / "inputs"))
+
+
 def test_list_is_tags_capped_at_max_items():
     control = control_for_list(sw.load_schema()["character_ids"])
     assert isinstance(control.editor, widgets.TagsInput)

@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import CredentialsError
-from .._secrets import key_source
+from .._secrets import fal_key, key_source
 from ..records import JobEvent
 from ._fal_uploads import Uploader, Uploads
 
@@ -109,11 +108,7 @@ class FalBackend:
         source = self.key_source
         if source is None:
             raise CredentialsError(MISSING_KEY, kind="credentials")
-        if self._key is not None:
-            return self._key, source
-        if source == "FAL_KEY":
-            return os.environ["FAL_KEY"], source
-        return f"{os.environ['FAL_KEY_ID']}:{os.environ['FAL_KEY_SECRET']}", source
+        return (self._key if self._key is not None else fal_key() or ""), source
 
     def _ctx(self, action: str, endpoint_id: str, request_id: str | None = None) -> Context:
         from ._fal_errors import Context

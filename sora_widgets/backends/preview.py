@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import threading
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import GenerationError, error_kind
-from .._home import run_home
+from .._home import media_dir as default_media_dir
+from .._secrets import key_source
 from ..media import NormalizedImage, atomic_write, classify_image, normalize_image
 from ..records import JobEvent
 from ..schema.fields import looks_like_image
@@ -60,7 +60,7 @@ class PreviewBackend:
                  speed: float | None = None, fps: int = 24, scale: float = 1.0) -> None:
         """`speed` caps rendering at that many seconds of video per wall second (None: flat out);
         `scale` renders at a fraction of the requested size (quick looks and tests)."""
-        self.media_dir = Path(media_dir if media_dir is not None else run_home() / "media").resolve()
+        self.media_dir = Path(media_dir if media_dir is not None else default_media_dir()).resolve()
         self.folder = self.media_dir / "preview"
         self.queue_s, self.speed, self.fps, self.scale = queue_s, speed, fps, scale
         self._jobs: dict[str, _Job] = {}
@@ -71,8 +71,7 @@ class PreviewBackend:
         return self.folder
 
     def describe(self) -> str:
-        has_key = os.environ.get("FAL_KEY") or os.environ.get("FAL_KEY_ID")
-        why = "your fal key is not used" if has_key else "no FAL_KEY set"
+        why = "your fal key is not used" if key_source() else "no FAL_KEY set"
         return ("Offline preview: no model made these videos; they are rendered on this machine "
                 f"from your image ({why}).")
 

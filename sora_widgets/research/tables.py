@@ -30,7 +30,7 @@ WAITING = "waiting"  # the status of a cell that has not been submitted yet
 
 def plans_dir(history: History) -> Path:
     """Where sweeps' plans (and their metrics) are saved: `sweeps/` beside the history's media."""
-    return history.media_dir.parent / "sweeps"
+    return history.folder / "sweeps"
 
 
 class SweepTables:

@@ -21,23 +21,13 @@ from typing import Any
 from .._errors import OfflineError, PlatformError
 from .._home import cache_dir
 from .._http import TooMuch, bounded_request
-from .._secrets import key_source, scrub, secret_values
+from .._secrets import fal_key, scrub, secret_values
 
 DEFAULT_API_URL = "https://api.fal.ai/v1"
 CACHE_TTL_S = 24 * 3600.0
 MAX_ANSWER_BYTES = 20 << 20  # a model list with every page is far smaller
 
-__all__ = ["CACHE_TTL_S", "PlatformAPI", "fal_key"]
-
-
-def fal_key() -> str | None:
-    """The key from the environment as fal expects it (FAL_KEY, or FAL_KEY_ID:FAL_KEY_SECRET)."""
-    source = key_source()
-    if source == "FAL_KEY":
-        return os.environ["FAL_KEY"]
-    if source is not None:
-        return f"{os.environ['FAL_KEY_ID']}:{os.environ['FAL_KEY_SECRET']}"
-    return None
+__all__ = ["CACHE_TTL_S", "PlatformAPI"]
 
 
 class PlatformAPI:

@@ -11,8 +11,8 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from .._errors import ValidationError
-from .._home import run_home
+from .._errors import SoraWidgetsError, ValidationError
+from .._home import media_dir as default_media_dir
 from ..media import classify_image, normalize_image
 from ..schema.fields import Field
 from .control_base import WIDE, FieldControl
@@ -28,6 +28,8 @@ class ImageInput(widgets.VBox):
 
     value = traitlets.Unicode("", help="The URL, data URI or local path of the image; '' when "
                                        "none is chosen.")
+    upload_problem = traitlets.Unicode("", help="Why the last uploaded file could not be used; '' "
+                                                "when it was.")
 
     def __init__(self, *, media_dir: Path | None = None) -> None:
         self.media_dir = media_dir
@@ -47,10 +49,15 @@ class ImageInput(widgets.VBox):
         if not change.new:
             return
         item = change.new[0]
-        folder = self.media_dir or run_home() / "media"
-        image = normalize_image(bytes(item["content"]), media_dir=folder)
+        self.upload.value = ()  # the bytes are on disk, or refused: keep them out of the widget state
+        try:
+            image = normalize_image(bytes(item["content"]), media_dir=self.media_dir or default_media_dir())
+        except SoraWidgetsError as exc:  # not an image, too large, a folder that cannot be written
+            errors = getattr(exc, "errors", None)
+            self.upload_problem = f"{item.get('name', 'the upload')}: {errors[0][1] if errors else exc}"
+            return
+        self.upload_problem = ""
         self.value = image.value
-        self.upload.value = ()  # the bytes are on disk now; keep them out of the widget state
 
     @traitlets.observe("value")
     def _handle_value(self, change: traitlets.Bunch) -> None:
@@ -100,7 +107,7 @@ def control_for_image(field: Field, *, media_dir: Path | None = None) -> FieldCo
     control = FieldControl(field, editor, read=text_value, write=text_shown)
 
     def check(change: Any = None) -> None:
-        control.problem = editor.missing_file()
+        control.problem = editor.upload_problem or editor.missing_file()
 
-    editor.observe(check, "value")
+    editor.observe(check, ["value", "upload_problem"])
     return control
