@@ -7,12 +7,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .schema.fields import Field
-
-__all__ = ["did_you_mean", "to_lines", "to_ratio", "to_seconds"]
+__all__ = ["did_you_mean", "literal", "to_lines", "to_ratio", "to_seconds"]
 
 
 def to_seconds(value: Any) -> float | None:
@@ -41,25 +38,9 @@ def to_lines(value: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _show(value: Any) -> str:
+def literal(value: Any) -> str:
+    """A value as messages quote it: text in JSON quotes, anything else as Python prints it."""
     return json.dumps(value) if isinstance(value, str) else str(value)
-
-
-def _bounds_phrase(f: Field) -> str:
-    parts = []
-    if f.minimum is not None:
-        parts.append(f">= {f.minimum:g}")
-    if f.exclusive_minimum is not None:
-        parts.append(f"> {f.exclusive_minimum:g}")
-    if f.maximum is not None:
-        parts.append(f"<= {f.maximum:g}")
-    if f.exclusive_maximum is not None:
-        parts.append(f"< {f.exclusive_maximum:g}")
-    if f.max_length is not None:
-        parts.append(f"at most {f.max_length} characters")
-    if f.max_items is not None:
-        parts.append(f"at most {f.max_items} items")
-    return ", ".join(parts)
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:

@@ -155,7 +155,8 @@ def test_a_grid_made_while_the_sweep_runs_ends_with_every_video(
     backend = PreviewBackend(media_dir=log.media_dir, queue_s=0.3, fps=8, scale=0.1)
     run = sw.sweep(prompt="p", image_url=image, model=MODELS, backend=backend, history=log)
     grid = run.grid()
-    assert {c["status"] for c in grid.cells} <= {"waiting", "pending", "queued", "running", "completed"}
+    assert {c["status"] for c in grid.cells} <= {"waiting", "pending", "submitting", "queued", "running",
+                                                   "completed"}
     run.wait(timeout=60)
     assert [c["status"] for c in grid.cells] == ["completed", "completed"]
     assert all(c["local"] for c in grid.cells)

@@ -133,3 +133,18 @@ def test_generation_metrics_add_timings_and_cost(tmp_path: Path) -> None:
     with pytest.raises(GenerationError) as caught:
         generation_metrics(Generation(endpoint_id="e", backend="fal", arguments={}, request_id="r1"))
     assert caught.value.kind == "media" and caught.value.request_id == "r1"
+
+
+def test_a_video_too_small_for_ssim_says_so_instead_of_raising(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 6, 4, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((4, 6, 3), 40 * i, np.uint8))
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    found = video_metrics(path, image=Image.new("RGB", (6, 4), (40, 40, 40)))
+    assert found["psnr_db"] is not None and found["ssim"] is None
+    assert "at least 7 px" in found["image_error"]

@@ -29,6 +29,9 @@ PSNR_CAP_DB = 100.0
 _SHORT_SIDE = {"720p": 720, "1080p": 1080, "true_1080p": 1080}
 
 
+_SSIM_WINDOW = 7  # pixels a side of SSIM's window: smaller videos get no SSIM
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB of two uint8 images of the same shape (capped at 100)."""
     import numpy as np
@@ -149,7 +152,10 @@ def video_metrics(video_path: str | os.PathLike[str], *, image: ImageInput | Non
             result["image_error"] = str(exc)
         else:
             result["psnr_db"] = round(psnr(first, target), 3)
-            result["ssim"] = round(ssim(luma(first), luma(target)), 4)
+            if min(info.width, info.height) >= _SSIM_WINDOW:
+                result["ssim"] = round(ssim(luma(first), luma(target), window=_SSIM_WINDOW), 4)
+            else:
+                result["image_error"] = f"SSIM needs a video at least {_SSIM_WINDOW} px a side"
     steps = np.abs(np.diff(brightness)) if len(brightness) > 1 else np.zeros(1)
     result.update(motion=round(float(np.mean(motion)) / 255 if motion else 0.0, 5),
                   flicker=round(float(steps.mean()) / 255, 5), frames_analyzed=len(brightness))

@@ -18,7 +18,7 @@ from typing import Any, Union
 
 from .._errors import NotFoundError, OfflineError, SchemaError
 from .._home import run_home
-from .._values import _show, did_you_mean
+from .._values import did_you_mean, literal
 from .fields import Field
 from .openapi import endpoint_id_of, input_fields, output_fields
 
@@ -92,7 +92,7 @@ class EndpointSchema:
 
         return schema_html(self.endpoint_id, [
             (f.name + (" *" if f.required else ""), f.type, f.allowed(),
-             _show(f.default) if f.has_default else "", f.description) for f in self.fields])
+             literal(f.default) if f.has_default else "", f.description) for f in self.fields])
 
 
 # --- finding schemas -----------------------------------------------------------------------

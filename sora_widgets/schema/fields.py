@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._values import _bounds_phrase, _show, to_seconds
+from .._values import literal, to_seconds
 
 
 class _Unset:
@@ -100,8 +100,8 @@ class Field:
     def allowed(self) -> str:
         """A short phrase naming what values this field accepts, for messages and help text."""
         if self.enum is not None:
-            return "one of " + ", ".join(_show(v) for v in self.enum)
-        bounds = _bounds_phrase(self)
+            return "one of " + ", ".join(literal(v) for v in self.enum)
+        bounds = bounds_phrase(self)
         return f"{self.type}{' ' + bounds if bounds else ''}"
 
 
@@ -112,3 +112,21 @@ def looks_like_image(name: str) -> bool:
 
 #: the names endpoints give the length of the video they are asked for
 DURATION_FIELDS = ("duration", "duration_seconds", "num_seconds")
+
+
+def bounds_phrase(f: Field) -> str:
+    """A field's numeric and length bounds in words (">= 1, <= 20"), or '' when it has none."""
+    parts = []
+    if f.minimum is not None:
+        parts.append(f">= {f.minimum:g}")
+    if f.exclusive_minimum is not None:
+        parts.append(f"> {f.exclusive_minimum:g}")
+    if f.maximum is not None:
+        parts.append(f"<= {f.maximum:g}")
+    if f.exclusive_maximum is not None:
+        parts.append(f"< {f.exclusive_maximum:g}")
+    if f.max_length is not None:
+        parts.append(f"at most {f.max_length} characters")
+    if f.max_items is not None:
+        parts.append(f"at most {f.max_items} items")
+    return ", ".join(parts)

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ValidationError
-from .._values import _bounds_phrase, _show, did_you_mean, to_seconds
+from .._values import did_you_mean, literal, to_seconds
+from .fields import bounds_phrase
 
 if TYPE_CHECKING:
     from .documents import EndpointSchema
@@ -69,15 +70,15 @@ def problem_with(f: Field, value: Any) -> str:
 
 def check_value(f: Field, value: Any) -> Any:
     """The normalised value of one field, or _Problem saying what is wrong and what is allowed."""
-    allowed = f"must be one of {', '.join(_show(v) for v in f.enum)}" if f.enum is not None else ""
+    allowed = f"must be one of {', '.join(literal(v) for v in f.enum)}" if f.enum is not None else ""
     try:
         value = _coerce(f.type, _spelled_as_enum(f, value))
     except _Problem:
         if not allowed or f.type != "string":  # "must be a whole number" says more there
             raise
-        raise _Problem(f"{allowed} (got {_show(value)})") from None
+        raise _Problem(f"{allowed} (got {literal(value)})") from None
     if f.enum is not None and value not in f.enum:
-        raise _Problem(f"{allowed} (got {_show(value)})")
+        raise _Problem(f"{allowed} (got {literal(value)})")
     if f.type in ("integer", "number"):
         _check_bounds(f, value)
     elif f.type == "string":
@@ -145,7 +146,7 @@ def _check_bounds(f: Field, value: float) -> None:
     high_ok = (f.maximum is None or value <= f.maximum) and (
         f.exclusive_maximum is None or value < f.exclusive_maximum)
     if not (low_ok and high_ok):
-        raise _Problem(f"must be {_bounds_phrase(f)} (got {value})")
+        raise _Problem(f"must be {bounds_phrase(f)} (got {value})")
 
 
 def _check_text(f: Field, value: str) -> None:
@@ -174,7 +175,7 @@ def _check_items(f: Field, value: list[Any]) -> list[Any]:
         except _Problem as problem:
             raise _Problem(f"item {i} {problem}") from None
         if f.item_enum is not None and item not in f.item_enum:
-            raise _Problem(f"item {i} must be one of {', '.join(_show(v) for v in f.item_enum)} "
-                           f"(got {_show(item)})")
+            raise _Problem(f"item {i} must be one of {', '.join(literal(v) for v in f.item_enum)} "
+                           f"(got {literal(item)})")
         items.append(item)
     return items

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, TypedDict, TypeGuard
 import anywidget
 import traitlets
 
-from .._html import poster_src
+from .._html import POSTER_PX, poster_src
 
 __all__ = ["CHUNK_BYTES", "CellState", "CompareGrid", "GridSource", "RateMessage", "VideoChunk",
            "VideoRequest"]
@@ -31,7 +31,6 @@ __all__ = ["CHUNK_BYTES", "CellState", "CompareGrid", "GridSource", "RateMessage
 _HERE = Path(__file__).parent
 _SAFE_SCHEMES = ("http://", "https://", "data:video/")
 CHUNK_BYTES = 2 * 1024 * 1024  # a video is sent in messages of at most this many bytes
-POSTER_WIDTH = 320  # pixels; a poster is a few kB of JPEG
 
 
 class CellState(TypedDict):
@@ -155,7 +154,7 @@ class CompareGrid(anywidget.AnyWidget):
 
     def _poster(self, path: Path) -> str | None:
         if path not in self._posters:
-            self._posters[path] = poster_src(None, None, str(path), size=POSTER_WIDTH)
+            self._posters[path] = poster_src(None, None, str(path), size=POSTER_PX)
         return self._posters[path]
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
