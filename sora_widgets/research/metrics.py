@@ -164,12 +164,7 @@ def video_metrics(video_path: str | os.PathLike[str], *, image: ImageInput | Non
 
 def generation_metrics(generation: Generation) -> dict[str, Any]:
     """Video metrics of a finished Generation plus its queue time, run time and cost."""
-    video = generation.video_path
-    if not video and generation.video_url and generation.video_url.startswith("file://"):
-        from urllib.parse import urlsplit
-        from urllib.request import url2pathname
-
-        video = url2pathname(urlsplit(generation.video_url).path)
+    video = generation.video_path  # never a `file:` URL's path: only what a job kept is measured
     if not video or not os.path.isfile(video):
         raise GenerationError("this generation has no video on disk to measure", kind="media",
                               request_id=generation.request_id, history_id=generation.history_id)
