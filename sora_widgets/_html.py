@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .records import Generation
 
 __all__ = ["POSTER_PX", "generation_html", "history_html", "html_attr", "html_table", "html_text",
-           "media_src", "poster_src", "schema_html", "shown_value"]
+           "media_src", "poster_src", "schema_html", "shown_value", "video_tag"]
 
 _LEFT = "style='text-align:left'"  # on every cell: JupyterLab right-aligns tables in outputs
 _SHORT = "style='text-align:left;white-space:nowrap'"  # cells other than the prompt stay on one line
@@ -140,6 +140,13 @@ def _first_frame(path: str) -> Any:
         return None
 
 
+def video_tag(src: str, poster: str | None, *, style: str) -> str:
+    """A looping, muted `<video>` with controls that loads only its metadata until played."""
+    poster_attr = f" poster='{html.escape(poster, quote=True)}'" if poster else ""
+    return (f"<video src='{html.escape(src, quote=True)}'{poster_attr} controls loop muted playsinline "
+            f"preload='metadata' style='{html.escape(style, quote=True)}'></video>")
+
+
 def generation_html(gen: Generation, *, embed: bool = False) -> str:
     """A run as HTML (`Generation.html`): the poster a small data URI (`poster_src`), every "$"
     kept from turning into math (`html_text`)."""
@@ -150,10 +157,7 @@ def generation_html(gen: Generation, *, embed: bool = False) -> str:
         parts.append(f"<div><i>{html_text(gen.note)}</i></div>")
     if src and gen.ok:
         poster = poster_src(gen.thumbnail_path, gen.thumbnail_url, gen.video_path)
-        poster_attr = f" poster='{html.escape(poster, quote=True)}'" if poster else ""
-        parts.append(f"<video src='{html.escape(src, quote=True)}'{poster_attr} controls loop "
-                     "muted playsinline preload='metadata' style='max-width:480px;display:block'>"
-                     "</video>")
+        parts.append(video_tag(src, poster, style="max-width:480px;display:block"))
         if src.startswith("../"):
             parts.append("<small>The video is outside the notebook's folder, where Jupyter "
                          "cannot serve it: keep SORA_WIDGETS_HOME beside the notebook, or show "

@@ -10,14 +10,13 @@ per run, not by the video. Every "$" in the HTML is kept from turning into math 
 
 from __future__ import annotations
 
-import html
 import json
 import textwrap
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ErrorKind, error_kind
-from .._html import html_attr, html_text, media_src, poster_src, shown_value
+from .._html import html_attr, html_text, media_src, poster_src, shown_value, video_tag
 from .._values import to_seconds
 from ..pricing import format_usd
 from ..records import Generation, JobStatus
@@ -113,10 +112,7 @@ def video_html(record: Run, *, embed: bool = False, width: int = 480) -> str:
     if not src:
         return ""
     poster = poster_src(f.get("thumbnail_path"), f.get("thumbnail_url"), f.get("video_path"))
-    poster_attr = f" poster='{html.escape(poster, quote=True)}'" if poster else ""
-    return (f"<video src='{html.escape(src, quote=True)}'{poster_attr} controls loop muted "
-            f"playsinline preload='metadata' style='width:{width}px;max-width:100%;"
-            "display:block'></video>")
+    return video_tag(src, poster, style=f"width:{width}px;max-width:100%;display:block")
 
 
 def plain_error(error_type: str | None, message: str | None) -> str:
