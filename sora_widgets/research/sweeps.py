@@ -65,13 +65,9 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
     """
     from ..history.store import History
 
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValidationError([("repeat", f"must be a whole number >= 1 (got {repeat!r})")])
+    _check_options(repeat, budget_usd)
     runner = runner or default_runner()
     limit = _limit(runner, max_concurrent)
-    if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float))
-                                   or not budget_usd >= 0):
-        raise ValidationError([("budget_usd", f"must be a number of US dollars >= 0 (got {budget_usd!r})")])
     specs = list(endpoint) if isinstance(endpoint, (list, tuple)) else [endpoint]
     if not specs:
         raise ValidationError([("endpoint", "an empty list gives the sweep nothing to run")])
@@ -92,20 +88,38 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
                      endpoints=tuple(schemas), strict=strict,
                      documents={e: dict(s.document) for e, s in schemas.items()
                                 if e not in bundled and s.document})
-    over = plan.estimate_usd > budget_usd if budget_usd is not None else False
-    if budget_usd is not None and plan.charged and (over or (plan.unpriced and not allow_unknown_cost)):
-        why = (f"its estimate {format_usd(plan.estimate_usd)} exceeds the budget {format_usd(budget_usd)}"
-               if over else f"{plan.unpriced} of its jobs have no known price (allow_unknown_cost=True "
-               "sends them anyway)")
-        raise BudgetError(f"Sweep refused, nothing was sent: {why} (budget_usd={budget_usd}, "
-                          f"{plan.n_jobs} jobs). Raise budget_usd or remove values from the lists.",
-                          estimate_usd=plan.estimate_usd, budget_usd=budget_usd)
+    _check_budget(plan, budget_usd, allow_unknown_cost=allow_unknown_cost)
     run = Sweep(plan, history=log, backend=backend if backend is not None else chosen, runner=runner,
                 limit=limit)
     if confirm is not None and not confirm(plan):
         return run
     run.start()
     return run.wait() if wait else run
+
+
+def _check_options(repeat: object, budget_usd: object) -> None:
+    """Refuse a `repeat` or `budget_usd` a sweep cannot use, naming it, before any work."""
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValidationError([("repeat", f"must be a whole number >= 1 (got {repeat!r})")])
+    if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float))
+                                   or not budget_usd >= 0):
+        raise ValidationError([("budget_usd", f"must be a number of US dollars >= 0 (got {budget_usd!r})")])
+
+
+def _check_budget(plan: SweepPlan, budget_usd: float | None, *, allow_unknown_cost: bool) -> None:
+    """BudgetError, before anything is sent, for a charged plan over `budget_usd` or (unless
+    allowed) with jobs of unknown price; the preview is free, so never over."""
+    if budget_usd is None or not plan.charged:
+        return
+    over = plan.estimate_usd > budget_usd
+    if not over and not (plan.unpriced and not allow_unknown_cost):
+        return
+    why = (f"its estimate {format_usd(plan.estimate_usd)} exceeds the budget {format_usd(budget_usd)}"
+           if over else f"{plan.unpriced} of its jobs have no known price (allow_unknown_cost=True "
+           "sends them anyway)")
+    raise BudgetError(f"Sweep refused, nothing was sent: {why} (budget_usd={budget_usd}, "
+                      f"{plan.n_jobs} jobs). Raise budget_usd or remove values from the lists.",
+                      estimate_usd=plan.estimate_usd, budget_usd=budget_usd)
 
 
 class Sweep(SweepTables):
