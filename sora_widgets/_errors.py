@@ -10,6 +10,7 @@
     ├── GenerationError                      a job that failed, was cancelled or could not be followed
     │   └── CredentialsError                 fal refused or is missing the key (never shows the key)
     └── HistoryError                         a history file that is corrupt, foreign or too new
+        └── CellTakenError                   a sweep's cell that another process already recorded
 
 Errors carry their context as keyword-only attributes (field, endpoint, request id, history id),
 never secrets.
@@ -141,3 +142,13 @@ class HistoryError(SoraWidgetsError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class CellTakenError(HistoryError):
+    """A sweep's cell that already has a run in the history (another process, e.g. a second
+    notebook reopening the sweep, recorded it first): it is not sent again. `history_id` is
+    that run."""
+
+    def __init__(self, message: str, *, history_id: int, path: str | None = None) -> None:
+        self.history_id = history_id
+        super().__init__(message, path=path)

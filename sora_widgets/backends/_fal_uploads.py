@@ -12,6 +12,7 @@ import hashlib
 import mimetypes
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from .._errors import ValidationError
@@ -45,7 +46,7 @@ class Uploads:
         if isinstance(value, NormalizedImage):  # checked and stored once by prepare_arguments
             if value.url is not None or value.local_path is None:
                 return value.value
-            data = await asyncio.to_thread(value.local_path.read_bytes)  # never read on the job loop
+            data = await _read(value.local_path, endpoint_id, name)
             return await self._upload(endpoint_id, data,
                                       value.content_type or "application/octet-stream", value.local_path.name)
         if not isinstance(value, (str, bytes, os.PathLike)):
@@ -63,7 +64,7 @@ class Uploads:
         if not path.is_file():
             raise ValidationError([(name, f"file not found: {path}")], endpoint_id=endpoint_id)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        data = await asyncio.to_thread(path.read_bytes)
+        data = await _read(path, endpoint_id, name)
         return await self._upload(endpoint_id, data, content_type, path.name)
 
     async def _upload(self, endpoint_id: str, data: bytes, content_type: str, file_name: str) -> str:
@@ -87,3 +88,12 @@ class Uploads:
         url = await self._send(endpoint_id, data, content_type, file_name)
         await asyncio.to_thread(self._cache.__setitem__, digest, url)
         return url
+
+
+async def _read(path: Path, endpoint_id: str, field: str) -> bytes:
+    """A local input's bytes, read off the job loop; a file gone or unreadable names its field."""
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise ValidationError([(field, f"the file {path} could not be read ({exc.strerror or exc})")],
+                              endpoint_id=endpoint_id) from exc

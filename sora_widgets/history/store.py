@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import HistoryError, NotFoundError, ValidationError
+from .._errors import CellTakenError, HistoryError, NotFoundError, ValidationError
 from .._home import run_home, shown_path
 from .._owner import Owner
 from .._secrets import scrub, secret_values
@@ -156,7 +156,8 @@ class History(Claims):
         """Record a new attempt as `pending` and return its id; committed before anything is sent.
 
         `owner` is the process that will follow it (see `_owner.py`); `cell_key` names a sweep's
-        cell, so a reopened sweep finds the row whatever the arguments became on upload."""
+        cell, so a reopened sweep finds the row whatever the arguments became on upload. A cell
+        has one run: when another process recorded it first, CellTakenError names that run."""
         secrets = secret_values()
         clean = scrub(dict(arguments), secrets)
         row = {
@@ -173,6 +174,8 @@ class History(Claims):
         values.update(arg_values)
         names = ", ".join(f'"{name}"' for name in values)
         with self._database.write() as db:
+            if sweep_id is not None and cell_key is not None:
+                self._claim_cell(db, sweep_id, cell_key)
             self._database.ensure_arg_columns(db, (n for n in values if n.startswith(migrations.ARG_PREFIX)))
             cursor = db.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(values))})",
                                 list(values.values()))
@@ -180,6 +183,17 @@ class History(Claims):
                 raise HistoryError(f"History {self.path} did not record the new run: something in "
                                    "the file (such as a trigger) refused it.", path=str(self.path))
         return cursor.lastrowid
+
+    def _claim_cell(self, db: sqlite3.Connection, sweep_id: str, cell_key: str) -> None:
+        """Inside the write transaction (so two processes cannot both pass): refuse a sweep's cell
+        that already has a run, except one an older release closed before it was sent."""
+        taken = db.execute("SELECT id FROM runs WHERE sweep_id = ? AND cell_key = ? AND NOT "
+                           "(request_id IS NULL AND error_type IS 'interrupted') LIMIT 1",
+                           (sweep_id, cell_key)).fetchone()
+        if taken is not None:
+            raise CellTakenError(f"Cell {cell_key} of sweep {sweep_id} already has run {taken[0]} in "
+                                 f"{self.path}; it is not recorded or sent again.",
+                                 history_id=int(taken[0]), path=str(self.path))
 
     def update(self, id: int, /, **columns: Any) -> None:
         """Set named columns of run `id`; `status` may only move forward (JobStatus.can_become).

@@ -51,6 +51,13 @@ def _open_runner(runner: JobRunner | None) -> JobRunner:
     return runner
 
 
+def _check_limit(runner: JobRunner, limit: Limit | None) -> None:
+    """A limit belongs to the runner whose loop its places live on; another's is refused."""
+    if limit is not None and limit.runner is not runner:
+        raise ValidationError([("limit", "was made by another JobRunner: use runner.limiter(n) of "
+                                         "the runner the job runs on")])
+
+
 def prepare_arguments(schema: EndpointSchema, fields: Mapping[str, Any], history: History
                       ) -> PreparedRequest:
     """Turn image inputs (paths, bytes, PIL images, data URIs) into request values, check local
@@ -113,9 +120,7 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
                                              f"{{'prompt': ...}} (got {type(arguments).__name__})")])
     max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
     runner = _open_runner(runner)
-    if limit is not None and limit.runner is not runner:
-        raise ValidationError([("limit", "was made by another JobRunner: use runner.limiter(n) of "
-                                         "the runner the job runs on")])
+    _check_limit(runner, limit)
     schema = schema or schema_for(endpoint)
     log = _history(history)
     prepared = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
@@ -169,6 +174,7 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
     """
     log = _history(history)
     runner = _open_runner(runner)
+    _check_limit(runner, limit)
     me = this_process()
     jobs = []
     for row in log.unfinished():

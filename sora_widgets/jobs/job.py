@@ -45,12 +45,19 @@ logger = logging.getLogger("sora_widgets")
 
 def cancel_jobs(jobs: Iterable[Job]) -> None:
     """Cancel several jobs as one (a sweep's): every one is marked first, so none that waits for a
-    place is sent while the others are being cancelled and free theirs."""
+    place is sent while the others are being cancelled and free theirs. A cancel the backend
+    refuses does not stop the others: the first such error is raised once all were asked."""
     under_way = [job for job in jobs if not job.done()]
     for job in under_way:
         job._cancel_requested = True
+    refused: list[GenerationError] = []
     for job in under_way:
-        job.cancel()
+        try:
+            job.cancel()
+        except GenerationError as exc:
+            refused.append(exc)
+    if refused:
+        raise refused[0]
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .._errors import GenerationError, HistoryError, SoraWidgetsError
+from .._errors import GenerationError, HistoryError, SoraWidgetsError, ValidationError
 from .._owner import this_process
 from .._secrets import scrub, secret_values
 from ..backends import Backend
@@ -98,8 +98,16 @@ class JobLife(abc.ABC):
                 await self._detach("interrupted", "This process stopped following the job.")
         except GenerationError as exc:
             await self._fail(exc)
-        except Exception as exc:  # record any other failure on the row, then let it be seen
-            await self._end(JobStatus.FAILED, error_type="internal", error=f"{type(exc).__name__}: {exc}")
+        except ValidationError as exc:  # e.g. an input gone before it could be uploaded
+            field = exc.fields[0] if exc.fields else None
+            await self._fail(GenerationError(str(exc), kind="validation", field=field,
+                                             endpoint_id=self.endpoint_id, history_id=self.history_id))
+        except Exception as exc:  # record any other failure, then let it be seen
+            said = f"{type(exc).__name__}: {exc}"
+            if self.request_id is None:
+                await self._end(JobStatus.FAILED, error_type="internal", error=said)
+            else:  # fal may still be running it: the row stays resumable, its result not lost
+                await self._detach("internal", f"This process stopped following the job ({said}).")
             raise GenerationError(str(exc), kind="internal", endpoint_id=self.endpoint_id,
                                   request_id=self.request_id, history_id=self.history_id,
                                   generation=self.generation) from exc

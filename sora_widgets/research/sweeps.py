@@ -16,13 +16,23 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import BudgetError, GenerationError, NotFoundError, SoraWidgetsError, ValidationError
+from .._errors import (
+    BudgetError,
+    CellTakenError,
+    GenerationError,
+    HistoryError,
+    NotFoundError,
+    SoraWidgetsError,
+    ValidationError,
+)
 from ..backends import Backend, resolve_backend
 from ..jobs.generation import resume, submit
 from ..jobs.job import Job, cancel_jobs
-from ..jobs.runner import JobRunner, Limit, default_runner
+from ..jobs.runner import JobRunner, Limit, default_runner, max_jobs
+from ..media import atomic_write
 from ..pricing import format_usd
 from ..records import JobEvent, JobStatus
 from ..schema.documents import DEFAULT_ENDPOINT, EndpointSpec, bundled_endpoints, schema_for
@@ -66,6 +76,7 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
     from ..history.store import History
 
     _check_options(repeat, budget_usd)
+    max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded, as by submit
     runner = runner or default_runner()
     limit = _limit(runner, max_concurrent)
     specs = list(endpoint) if isinstance(endpoint, (list, tuple)) else [endpoint]
@@ -95,6 +106,28 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
         return run
     run.start()
     return run.wait() if wait else run
+
+
+def _save_plan(plan: SweepPlan, path: Path) -> None:
+    """Write the plan whole (atomically, and only when it changed), so a kill or a second process
+    reading it never meets half a file."""
+    text = json.dumps(plan.to_json(), indent=1, default=str)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:  # not saved yet
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode("utf-8"))
+
+
+def _read_plan(path: Path) -> SweepPlan:
+    """A saved plan, or a HistoryError naming the file when it cannot be one."""
+    try:
+        return SweepPlan.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HistoryError(f"The saved sweep plan {path} cannot be read ({type(exc).__name__}: {exc}); "
+                           "it was left as it is.", path=str(path)) from exc
 
 
 def _check_options(repeat: object, budget_usd: object) -> None:
@@ -156,7 +189,8 @@ class Sweep(SweepTables):
                                 f"{', '.join(known) or 'none'}.", key=sweep_id)
         runner = runner or default_runner()
         limit = _limit(runner, max_concurrent)
-        run = cls(SweepPlan.from_json(json.loads(path.read_text(encoding="utf-8"))), history=log,
+        max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
+        run = cls(_read_plan(path), history=log,
                   backend=backend, runner=runner, limit=limit)
         followed = {job.history_id: job
                     for job in resume(log, backend=backend, sweep_id=sweep_id, runner=runner, limit=limit)}
@@ -187,9 +221,7 @@ class Sweep(SweepTables):
     def start(self) -> Sweep:
         """Save the plan and submit every cell that has no row yet, all at once: each job waits,
         pending and unsent, for its place, so this returns without waiting for any of them."""
-        self.plan_path.parent.mkdir(parents=True, exist_ok=True)
-        self.plan_path.write_text(json.dumps(self.plan.to_json(), indent=1, default=str),
-                                  encoding="utf-8")
+        _save_plan(self.plan, self.plan_path)
         for cell in self.plan.cells:
             with self._submitting:
                 with self._lock:
@@ -209,6 +241,9 @@ class Sweep(SweepTables):
                          schema=self._schemas[cell.endpoint_id], sweep_id=self.sweep_id,
                          cell_key=cell.cell_id, on_event=self._on_event, runner=self.runner,
                          limit=self._limit)
+        except CellTakenError as exc:  # another process recorded (and follows) this cell first
+            with self._lock:
+                self._rows[cell.index] = exc.history_id
         except SoraWidgetsError as exc:
             with self._lock:
                 self._unsent[cell.index] = (JobStatus.FAILED.value, str(exc))
@@ -239,8 +274,10 @@ class Sweep(SweepTables):
         `cancelled` without being sent, those sent are cancelled on the backend."""
         with self._submitting:
             self._cancelled = True
-        cancel_jobs(self.jobs)
-        self._notify()
+        try:
+            cancel_jobs(self.jobs)
+        finally:
+            self._notify()
 
     @property
     def jobs(self) -> list[Job]:
