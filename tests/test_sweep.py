@@ -227,6 +227,18 @@ def test_max_concurrent_one_runs_the_sweeps_jobs_one_at_a_time(fal, log: sw.Hist
     assert _one_at_a_time(list(fal.jobs.values()))
 
 
+def test_a_reopened_sweep_keeps_the_cap_it_was_started_with(fal, log: sw.History,
+                                                            runner: JobRunner) -> None:
+    fal.configure(queue_s=0.05, run_s=0.15)
+    planned = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS, backend="fal",
+                       history=log, max_concurrent=1, runner=runner, confirm=lambda plan: False)
+    planned.plan_path.parent.mkdir(parents=True, exist_ok=True)  # saved, as a killed start() leaves it
+    planned.plan_path.write_text(json.dumps(planned.plan.to_json(), default=str), encoding="utf-8")
+    reopened = sw.Sweep.open(planned.sweep_id, history=log, runner=runner)  # no max_concurrent given
+    assert reopened.wait(timeout=60).status == {"completed": 3} and len(fal.jobs) == 3
+    assert _one_at_a_time(list(fal.jobs.values()))
+
+
 def test_the_runners_limit_applies_across_a_sweep_and_a_separate_submit(
         fal, log: sw.History) -> None:
     fal.configure(queue_s=0.05, run_s=0.15)

@@ -79,6 +79,7 @@ class SweepPlan:
     endpoints: tuple[str, ...] = ()
     strict: bool = False
     documents: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    max_concurrent: int | None = None  # the sweep's own cap, kept so a reopened sweep honours it
 
     @property
     def n_jobs(self) -> int:
@@ -175,14 +176,16 @@ class SweepPlan:
         return {"sweep_id": self.sweep_id, "endpoint_id": self.endpoint_id, "backend": self.backend,
                 "axes": self.axes, "fields": self.fields, "repeat": self.repeat,
                 "budget_usd": self.budget_usd, "created_at": self.created_at,
-                "endpoints": list(self.endpoints), "strict": self.strict, "documents": self.documents}
+                "endpoints": list(self.endpoints), "strict": self.strict, "documents": self.documents,
+                "max_concurrent": self.max_concurrent}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SweepPlan:
         plan = cls(**{k: data[k] for k in ("sweep_id", "endpoint_id", "backend", "axes", "fields",
                                            "repeat", "budget_usd", "created_at")}, cells=(),
                    endpoints=tuple(data.get("endpoints") or ()), strict=bool(data.get("strict")),
-                   documents=dict(data.get("documents") or {}))
+                   documents=dict(data.get("documents") or {}),
+                   max_concurrent=data.get("max_concurrent"))
         cells = plan_cells(plan.schemas(), data["axes"], data["fields"], data["repeat"],
                            strict=plan.strict)
         return replace(plan, cells=cells)

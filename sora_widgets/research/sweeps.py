@@ -98,7 +98,8 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
                      cells=plan_cells(schemas, axes, fixed, repeat, strict=strict),
                      endpoints=tuple(schemas), strict=strict,
                      documents={e: dict(s.document) for e, s in schemas.items()
-                                if e not in bundled and s.document})
+                                if e not in bundled and s.document},
+                     max_concurrent=max_concurrent)
     _check_budget(plan, budget_usd, allow_unknown_cost=allow_unknown_cost)
     run = Sweep(plan, history=log, backend=backend if backend is not None else chosen, runner=runner,
                 limit=limit)
@@ -177,7 +178,8 @@ class Sweep(SweepTables):
 
         Submitted jobs still under way are followed by request id; rows never sent whose process is
         gone are sent once; cells that never got a row, or whose row died before it was sent, are
-        submitted now. Ended cells are left as they are. An unknown id raises NotFoundError.
+        submitted now. Ended cells are left as they are. `max_concurrent` defaults to the cap the
+        sweep was started with. An unknown id raises NotFoundError.
         """
         from ..history.store import History
 
@@ -187,11 +189,11 @@ class Sweep(SweepTables):
             known = sorted(p.stem for p in plans_dir(log).glob("*.json"))
             raise NotFoundError(f"No sweep {sweep_id!r} beside {log.path}; saved sweeps: "
                                 f"{', '.join(known) or 'none'}.", key=sweep_id)
-        runner = runner or default_runner()
-        limit = _limit(runner, max_concurrent)
         max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
-        run = cls(_read_plan(path), history=log,
-                  backend=backend, runner=runner, limit=limit)
+        plan = _read_plan(path)
+        runner = runner or default_runner()
+        limit = _limit(runner, max_concurrent if max_concurrent is not None else plan.max_concurrent)
+        run = cls(plan, history=log, backend=backend, runner=runner, limit=limit)
         followed = {job.history_id: job
                     for job in resume(log, backend=backend, sweep_id=sweep_id, runner=runner, limit=limit)}
         run._match_rows(followed)
