@@ -21,6 +21,7 @@ from ._errors import (
     SchemaError,
     SoraWidgetsError,
     ValidationError,
+    WaitTimeout,
 )
 from ._version import __version__
 from .records import Generation, JobEvent, JobStatus
@@ -87,6 +88,7 @@ __all__ = [
     "SoraWidgetsError",
     "Sweep",
     "ValidationError",
+    "WaitTimeout",
     "__version__",
     "bundled_endpoints",
     "endpoint_status",

@@ -6,6 +6,7 @@
     │   └── OfflineError                     a live document needed but the network is unreachable
     ├── NotFoundError (also KeyError)        no such history row, saved sweep, field or upload
     ├── PlatformError                        fal's Platform API (models, prices) answered an error
+    ├── WaitTimeout (also TimeoutError)      a wait that ran out; the job or sweep keeps running
     ├── BudgetError (also ValueError)        a sweep whose estimate exceeds its budget
     ├── GenerationError                      a job that failed, was cancelled or could not be followed
     │   └── CredentialsError                 fal refused or is missing the key (never shows the key)
@@ -82,6 +83,11 @@ class NotFoundError(SoraWidgetsError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class WaitTimeout(SoraWidgetsError, TimeoutError):
+    """`job.result(timeout)` or `sweep.wait(timeout)` ran out of time: nothing failed, the work
+    keeps running, and waiting again later is fine. Also a TimeoutError."""
 
 
 class PlatformError(SoraWidgetsError):

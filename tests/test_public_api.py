@@ -11,7 +11,7 @@ EXPECTED = {
     "BudgetError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "FalBackend", "Field",
     "Generation", "GenerationError", "History", "HistoryError", "Job", "JobEvent", "JobRunner", "JobStatus",
     "NotFoundError", "OfflineError", "Panel", "PlatformError", "PreviewBackend", "SchemaError", "SoraWidgetsError", "Sweep",
-    "ValidationError", "__version__", "bundled_endpoints", "endpoint_status", "estimate_cost",
+    "ValidationError", "WaitTimeout", "__version__", "bundled_endpoints", "endpoint_status", "estimate_cost",
     "fetch_schema", "find_endpoints", "generate", "generate_async",
     "load_schema", "metrics", "resume", "submit", "sweep",
 }

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import GenerationError, error_kind
+from .._errors import GenerationError, WaitTimeout, error_kind
 from .._html import html_text
 from ..backends import Backend
 from ..records import Generation, JobEvent, JobStatus
@@ -119,13 +119,13 @@ class Job(JobLife):
     def result(self, timeout: float | None = None) -> Generation:
         """Wait for the job and return its Generation; a failed job raises GenerationError.
 
-        If `timeout` passes first, TimeoutError is raised and the job keeps running: call again,
-        or `sw.resume()` after a restart, with its request id.
+        If `timeout` passes first, WaitTimeout (a TimeoutError) is raised and the job keeps
+        running: call again, or `sw.resume()` after a restart, with its request id.
         """
         try:
             self._started_future().result(timeout)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(
+            raise WaitTimeout(
                 f"{self.endpoint_id} job (history id {self.history_id}, request id "
                 f"{self.request_id}) is still {self.status.value} after {timeout} s; it keeps "
                 "running: call job.result() again later.") from None

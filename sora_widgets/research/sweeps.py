@@ -27,6 +27,7 @@ from .._errors import (
     NotFoundError,
     SoraWidgetsError,
     ValidationError,
+    WaitTimeout,
 )
 from ..backends import Backend, resolve_backend
 from ..jobs.generation import resume, submit
@@ -258,16 +259,16 @@ class Sweep(SweepTables):
         self._notify()
 
     def wait(self, timeout: float | None = None) -> Sweep:
-        """Block until every job has ended (failed and cancelled ones included); TimeoutError
-        leaves them running."""
+        """Block until every job has ended (failed and cancelled ones included); WaitTimeout (a
+        TimeoutError) leaves them running."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for job in self.jobs:
             try:
                 job.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
             except GenerationError:
                 continue
-            except TimeoutError:
-                raise TimeoutError(f"Sweep {self.sweep_id} is not finished after {timeout} s: "
+            except WaitTimeout:
+                raise WaitTimeout(f"Sweep {self.sweep_id} is not finished after {timeout} s: "
                                    f"{self.status}; it keeps running.") from None
         return self
 
