@@ -32,6 +32,12 @@ def log(tmp_path: Path) -> sw.History:
 
 
 @pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """Where a test's child processes keep their history (a path, not an open History)."""
+    return tmp_path / "runs" / "history.sqlite"
+
+
+@pytest.fixture
 def image(tmp_path: Path) -> Path:
     """A small PNG on disk, as a user's input image."""
     from helpers import png_bytes

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
 
 from PIL import Image
 
@@ -12,3 +14,11 @@ def png_bytes(color: tuple[int, int, int] = (200, 80, 40), size: tuple[int, int]
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll `condition` until it holds; fail the test, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not met in {timeout} s"
+        time.sleep(0.02)

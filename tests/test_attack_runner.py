@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from fakefal import FakeFal, Fault
-from helpers import png_bytes
+from helpers import png_bytes, wait_for
 from PIL import Image
 
 import sora_widgets as sw
@@ -43,18 +43,6 @@ def fal(fakefal: FakeFal, monkeypatch: pytest.MonkeyPatch) -> FakeFal:
     fakefal.configure(queue_s=0.1, run_s=0.3)
     fakefal.media["input.png"] = png_bytes()
     return fakefal
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Path:
-    return tmp_path / "runs" / "history.sqlite"
-
-
-def _wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not met in {timeout} s"
-        time.sleep(0.02)
 
 
 def _dead_owner() -> Owner:
@@ -166,7 +154,7 @@ def test_a_backend_cancel_that_fails_for_one_job_still_cancels_the_sweeps_other_
     fal.configure(queue_s=5.0, run_s=5.0)
     run = sw.sweep(prompt=[f"c{i}" for i in range(6)], image_url=fal.media_url("input.png"),
                    backend="fal", history=log, max_concurrent=3, runner=runner)
-    _wait_for(lambda: sum(job.request_id is not None for job in run.jobs) == 3, what="three sent")
+    wait_for(lambda: sum(job.request_id is not None for job in run.jobs) == 3, what="three sent")
     fal.add_fault("cancel", Fault.http(500, {"detail": "cancel broke"}), times=1)
     with contextlib.suppress(sw.GenerationError):  # saying that one cancel failed is fine;
         run.cancel()  # leaving the others running on fal is not
@@ -276,7 +264,7 @@ def test_a_sweep_killed_mid_run_resumed_by_two_processes_at_once_sends_each_cell
         statuses = Counter(str(r["status"]) for r in sw.History(runs).find(sweep_id=sweep_id))
         return statuses["completed"] >= 1 and statuses["pending"] >= 2
 
-    _wait_for(mixed, what="some rows done, some waiting for a place")
+    wait_for(mixed, what="some rows done, some waiting for a place")
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     resumers = [subprocess.Popen([sys.executable, "-c", _RESUMER, str(runs), sweep_id, how],
@@ -321,7 +309,7 @@ def test_cancel_while_start_is_still_submitting_leaves_no_cell_waiting_or_sent_l
                    history=log, max_concurrent=2, runner=runner, confirm=lambda plan: False)
 
     def cancel_once_two_are_recorded() -> None:  # from another thread, while start() submits
-        _wait_for(lambda: len(log.find(sweep_id=run.sweep_id)) >= 2, what="two cells recorded")
+        wait_for(lambda: len(log.find(sweep_id=run.sweep_id)) >= 2, what="two cells recorded")
         run.cancel()
 
     canceller = threading.Thread(target=cancel_once_two_are_recorded)

@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakefal import FakeFal, Fault
+from helpers import wait_for
 
 import sora_widgets as sw
 from sora_widgets._owner import this_process
@@ -55,18 +55,6 @@ time.sleep(600)
 @pytest.fixture
 def keyed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAL_KEY", SECRET)
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Path:
-    return tmp_path / "runs" / "history.sqlite"
-
-
-def _wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not met in {timeout} s"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -110,7 +98,7 @@ def test_killed_before_the_post_the_row_is_sent_once_by_resume(
         fakefal: FakeFal, keyed: None, child, runs: Path, image: Path) -> None:
     fakefal.configure(queue_s=0.1, run_s=0.3)
     proc = child("upload", str(image))
-    _wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "pending", what="a pending row")
+    wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "pending", what="a pending row")
     _kill(proc)
     assert fakefal.count("submit") == 0
 
@@ -125,7 +113,7 @@ def test_killed_after_the_post_before_the_id_came_back_the_row_ends_unknown_and_
         fakefal: FakeFal, keyed: None, child, runs: Path) -> None:
     fakefal.add_fault("submit", Fault.delay(60))  # fal takes the job; its answer never arrives
     proc = child("submit", fakefal.media_url("input.png"))
-    _wait_for(lambda: fakefal.count("submit") == 1 and (row := _row(runs)) is not None
+    wait_for(lambda: fakefal.count("submit") == 1 and (row := _row(runs)) is not None
               and row["status"] == "submitting", what="a POST in flight")
     _kill(proc)
 
@@ -141,7 +129,7 @@ def test_killed_once_the_request_id_is_stored_resume_follows_it(
         fakefal: FakeFal, keyed: None, child, runs: Path) -> None:
     fakefal.configure(queue_s=0.5, run_s=1.0)
     proc = child("submit", fakefal.media_url("input.png"))
-    _wait_for(lambda: (row := _row(runs)) is not None and row["request_id"], what="a request id")
+    wait_for(lambda: (row := _row(runs)) is not None and row["request_id"], what="a request id")
     _kill(proc)
 
     [job] = sw.resume(sw.History(runs))
@@ -157,7 +145,7 @@ def test_killed_mid_download_resume_keeps_the_video_and_no_part_file(
     fakefal.configure(queue_s=0.1, run_s=0.2, result={"video": {"url": slow, "content_type": "video/mp4"}})
     proc = child("submit", fakefal.media_url("input.png"))
     videos = runs.parent / "media" / "videos"
-    _wait_for(lambda: videos.is_dir() and list(videos.glob(".*.part")), what="a download under way")
+    wait_for(lambda: videos.is_dir() and list(videos.glob(".*.part")), what="a download under way")
     _kill(proc)
     fakefal.hostile_media("slow.mp4", ("redirect", "video.mp4"))  # the CDN answers again
 
@@ -171,7 +159,7 @@ def test_killed_mid_download_resume_keeps_the_video_and_no_part_file(
 def test_killed_mid_render_the_preview_is_rendered_again_and_completes(
         child, runs: Path, image: Path) -> None:
     proc = child("render", str(image))
-    _wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "running", timeout=60,
+    wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "running", timeout=60,
               what="a render under way")
     _kill(proc)
 
@@ -208,11 +196,11 @@ def test_resume_leaves_alone_a_row_another_live_process_is_sending(
     fakefal.configure(queue_s=0.1, run_s=0.2)
     fakefal.add_fault("submit", Fault.delay(2.0))
     child("submit", fakefal.media_url("input.png"))
-    _wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "submitting",
+    wait_for(lambda: (row := _row(runs)) is not None and row["status"] == "submitting",
               what="a POST in flight")
     assert sw.resume(sw.History(runs)) == []  # its owner is alive: not ours to close or follow
     assert sw.History(runs).get(1)["status"] == "submitting"
-    _wait_for(lambda: sw.History(runs).get(1)["status"] == "completed", what="the child finishing")
+    wait_for(lambda: sw.History(runs).get(1)["status"] == "completed", what="the child finishing")
     assert fakefal.count("submit") == 1
 
 
@@ -246,7 +234,7 @@ def test_cancel_during_the_submit_records_the_id_and_cancels_on_fal(
     fakefal.add_fault("submit", Fault.delay(1.0))
     job = sw.submit(endpoint=I2V, prompt="never mind", image_url=fakefal.media_url("input.png"),
                     history=log)
-    _wait_for(lambda: log.get(job.history_id)["status"] == "submitting", what="a POST in flight")
+    wait_for(lambda: log.get(job.history_id)["status"] == "submitting", what="a POST in flight")
     job.cancel()
     with pytest.raises(sw.GenerationError) as info:
         job.result(timeout=30)
@@ -298,7 +286,7 @@ def test_a_caller_that_stops_awaiting_leaves_the_job_running(
         asyncio.run(impatient())
     [row] = log.records()
     assert row["status"] in ("queued", "running")  # only cancel() stops a job
-    _wait_for(lambda: log.get(row["id"])["status"] == "completed", what="the job finishing")
+    wait_for(lambda: log.get(row["id"])["status"] == "completed", what="the job finishing")
     assert fakefal.count("cancel") == 0 and fakefal.count("submit") == 1
 
 
@@ -306,7 +294,7 @@ def test_resume_without_a_working_key_leaves_the_row_for_a_later_resume(
         fakefal: FakeFal, keyed: None, child, runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fakefal.configure(queue_s=0.5, run_s=1.0)
     proc = child("submit", fakefal.media_url("input.png"))
-    _wait_for(lambda: (row := _row(runs)) is not None and row["request_id"], what="a request id")
+    wait_for(lambda: (row := _row(runs)) is not None and row["request_id"], what="a request id")
     _kill(proc)
 
     monkeypatch.delenv("FAL_KEY")  # a shell without the key
@@ -328,7 +316,7 @@ def test_slow_downloads_never_hold_up_other_jobs(
     fakefal.configure(queue_s=0.0, run_s=0.1, result={"video": {"url": slow, "content_type": "video/mp4"}})
     stuck = [sw.submit(endpoint=I2V, prompt=f"slow {n}", image_url=fakefal.media_url("input.png"),
                        history=log) for n in range(8)]
-    _wait_for(lambda: fakefal.streaming_media() == 8, what="eight downloads trickling")
+    wait_for(lambda: fakefal.streaming_media() == 8, what="eight downloads trickling")
     gen = sw.generate(prompt="meanwhile", image_url=image, history=log, backend="preview", timeout=120)
     assert gen.ok and not any(job.done() for job in stuck)
     fakefal.reset()  # the trickles end: those downloads fail, and their jobs with them

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fakefal import FakeFal, content_policy_error, validation_error
+from helpers import wait_for
 
 import sora_widgets as sw
 
@@ -60,7 +61,7 @@ def test_cancel_reaches_fal_and_ends_the_row_cancelled(fakefal: FakeFal, keyed: 
                                                        log: sw.History) -> None:
     fakefal.configure(queue_s=30, run_s=1)
     job = sw.submit(**ARGS, history=log)
-    _wait_for(lambda: job.request_id is not None)
+    wait_for(lambda: job.request_id is not None)
     job.cancel()
     with pytest.raises(sw.GenerationError):
         job.result(timeout=30)
@@ -120,15 +121,6 @@ def test_a_submitted_fal_job_is_recovered_after_a_kernel_restart(
     assert gen.ok and job.history_id == row_id
     assert fakefal.count("submit") == 1  # followed by its request id, never sent again
     assert log.get(row_id)["status"] == "completed"
-
-
-def _wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_a_local_image_is_uploaded_once_and_the_row_records_what_was_sent(

@@ -114,19 +114,13 @@ def looks_like_image(name: str) -> bool:
 DURATION_FIELDS = ("duration", "duration_seconds", "num_seconds")
 
 
+#: a Field's bound attributes and how a message words each, in the order they are said
+_BOUNDS = (("minimum", ">= {:g}"), ("exclusive_minimum", "> {:g}"), ("maximum", "<= {:g}"),
+           ("exclusive_maximum", "< {:g}"), ("max_length", "at most {} characters"),
+           ("max_items", "at most {} items"))
+
+
 def bounds_phrase(f: Field) -> str:
     """A field's numeric and length bounds in words (">= 1, <= 20"), or '' when it has none."""
-    parts = []
-    if f.minimum is not None:
-        parts.append(f">= {f.minimum:g}")
-    if f.exclusive_minimum is not None:
-        parts.append(f"> {f.exclusive_minimum:g}")
-    if f.maximum is not None:
-        parts.append(f"<= {f.maximum:g}")
-    if f.exclusive_maximum is not None:
-        parts.append(f"< {f.exclusive_maximum:g}")
-    if f.max_length is not None:
-        parts.append(f"at most {f.max_length} characters")
-    if f.max_items is not None:
-        parts.append(f"at most {f.max_items} items")
-    return ", ".join(parts)
+    return ", ".join(words.format(value) for name, words in _BOUNDS
+                     if (value := getattr(f, name)) is not None)
