@@ -59,7 +59,8 @@ CUT = """(root, selector) => [...root.querySelectorAll(selector)]
   .map(e => `${e.className}: ${e.textContent.trim().slice(0, 60)} (${e.scrollWidth} > ${e.clientWidth})`)"""
 # what a label, help line or button shows must fit: the selectors of each kind of text
 TEXTS = (".sora-field-label, .sora-field-label .widget-html-content, .sora-field-help, "
-         ".sora-field-help .widget-html-content, button, .sora-summary, .sora-tile-head")
+         ".sora-field-help .widget-html-content, button, .sora-summary, .sora-tile-head, "
+         ".sora-grid-colhead, .sora-grid-rowhead")
 
 
 @pytest.fixture(scope="module")

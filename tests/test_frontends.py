@@ -33,6 +33,7 @@ from test_browser import (
     ARTIFACTS,
     PROMPT,
     ROOT,
+    VIDEO_MS,
     _chromium_page,
     _free_port,
     _generate,
@@ -43,6 +44,7 @@ from test_browser import (
     _stop,
     _user_environment,
 )
+from test_browser_panel import _cut, _open_section, _screenshot
 
 import sora_widgets
 from sora_widgets.cli.jupyter import (
@@ -133,15 +135,68 @@ def test_notebook7_runs_the_quickstart_panel_and_plays_its_video(tmp_path: Path)
         panel, generate = _panel(page)
         _generate(page, panel, generate, "example.png")
         state = _play_video(page, panel, ARTIFACTS / "notebook7.png")
+        looked = _card_and_history(page, panel.locator(".sora-panel").first)
         errors = page.locator("[data-mime-type='application/vnd.jupyter.error']").count()
+        grid = _compare_grid(page, f"http://127.0.0.1:{port}/notebooks/compare_snapshots.ipynb?token={token}")
     took = time.monotonic() - started
 
     assert errors == 0, "a quickstart cell raised in Notebook 7"
+    assert looked["card_cut"] == [] and looked["history_cut"] == [], looked
+    assert looked["tiles"] >= 1 and all(width > 0 for width in looked["tile_images"]), looked
+    assert "completed" in looked["opened"], looked
+    assert grid["errors"] == 0 and grid["cut"] == [], grid
+    assert grid["videos"] and all(v["error"] is None and v["width"] > 0 for v in grid["videos"]), grid
+    assert all(v["poster"].startswith("data:image/") for v in grid["videos"]), grid
     assert state["error"] is None and state["width"] > 0, state
     assert abs(state["duration"] - 4) < 0.5, state
     assert state["src"].startswith(server.url.split("/tree")[0]), state  # served by Jupyter
     assert (root / "sora_runs" / "history.sqlite").is_file()
     print(f"Notebook 7: {took:.1f} s")
+
+
+def _card_and_history(page: Any, widget: Any) -> dict[str, Any]:
+    """As a user in Notebook 7: unfold the newest card's actions, then open the History tab and a
+    run from its gallery; screenshot both (artifacts/notebook7-card.png, notebook7-history.png)
+    and return what was cut, how many tiles there were, their posters' widths and the opened run."""
+    card = widget.locator(".sora-results .sora-run-view").first
+    _open_section(card, "Actions, parameters and log")
+    card.locator(".sora-rating button").first.wait_for()
+    card_cut = _cut(card)
+    _screenshot(page, card, "notebook7-card.png", 1400)
+    widget.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text="History").first.click()
+    tiles = widget.locator(".sora-tile")
+    tiles.first.wait_for()
+    tile_images = widget.locator(".sora-tile img").evaluate_all(
+        "imgs => Promise.all(imgs.map(i => i.decode().then(() => i.naturalWidth, () => 0)))")
+    tiles.first.click()
+    history = widget.locator(".sora-history-view")
+    opened = history.locator(".sora-run-view .sora-summary", has_text="completed")
+    opened.wait_for()
+    history_cut = _cut(history)
+    _screenshot(page, history, "notebook7-history.png", 1400)
+    return {"card_cut": card_cut, "history_cut": history_cut, "tiles": tiles.count(),
+            "tile_images": tile_images, "opened": opened.inner_text()}
+
+
+def _compare_grid(page: Any, url: str) -> dict[str, Any]:
+    """Run the compare notebook in Notebook 7 until its first grid's videos load; screenshot the
+    grid (artifacts/notebook7-grid.png) and return its videos, cut texts and error outputs."""
+    page.goto(url)
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+    _run_all(page)
+    grid = page.locator(".sora-grid").first
+    grid.wait_for(timeout=VIDEO_MS)
+    videos = "el => [...el.querySelectorAll('video')]"
+    page.wait_for_function(f"el => {{ const vs = ({videos})(el); return vs.length > 0 && "
+                           "vs.every(v => v.error || v.readyState >= 2); }",
+                           arg=grid.element_handle(), timeout=VIDEO_MS)
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    grid.screenshot(path=str(ARTIFACTS / "notebook7-grid.png"))
+    return {"videos": grid.evaluate(f"el => ({videos})(el).map(v => ({{poster: v.poster, "
+                                    "error: v.error && v.error.code, width: v.videoWidth}))"),
+            "cut": _cut(grid),
+            "errors": page.locator("[data-mime-type='application/vnd.jupyter.error']").count()}
 
 
 def _run_all(page: Any, tries: int = 3) -> None:

@@ -252,7 +252,11 @@ function render({ model, el }) {
     const ra = model.get("row_axis"), ca = model.get("col_axis");
     corner.textContent = [ra, ca].filter(Boolean).join(" \\ ");
     head.append(corner);
-    for (const c of cols) head.append(h("th", "sora-grid-colhead", c));
+    for (const c of cols) {
+      const th = h("th", "sora-grid-colhead", c);
+      th.title = c;
+      head.append(th);
+    }
     const body = [head];
     rows.forEach((r, ri) => {
       const tr = h("tr");
