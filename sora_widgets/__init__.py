@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     BudgetError,
+    CellTakenError,
     CredentialsError,
     GenerationError,
     HistoryError,
@@ -65,6 +66,7 @@ _LAZY = {
 
 __all__ = [
     "BudgetError",
+    "CellTakenError",
     "CredentialsError",
     "EndpointInfo",
     "EndpointSchema",

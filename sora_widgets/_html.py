@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .records import Generation
 
 __all__ = ["POSTER_PX", "generation_html", "history_html", "html_attr", "html_table", "html_text",
-           "media_src", "poster_src", "schema_html", "shown_value", "video_tag"]
+           "media_src", "poster_src", "runs_text", "schema_html", "shown_value", "video_tag"]
 
 _LEFT = "style='text-align:left'"  # on every cell: JupyterLab right-aligns tables in outputs
 _SHORT = "style='text-align:left;white-space:nowrap'"  # cells other than the prompt stay on one line
@@ -190,7 +190,8 @@ def schema_html(endpoint_id: str, rows: list[tuple[str, ...]]) -> str:
     return f"<b>{html_text(endpoint_id)}</b> (* required){table}"
 
 
-def _runs_text(count: int) -> str:
+def runs_text(count: int) -> str:
+    """"1 run", "3 runs": how a count of runs is said everywhere."""
     return f"{count} run" if count == 1 else f"{count} runs"
 
 
@@ -199,7 +200,7 @@ def history_html(log: History) -> str:
     the file escaped, cells left-aligned (JupyterLab right-aligns them), no `$` typeset as math."""
     records = log.find(limit=_HISTORY_ROWS)
     total = log.count()
-    shown = _runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
+    shown = runs_text(total) + (f", newest {len(records)} shown" if total > len(records) else "")
     head = (f"<div class='sora-history'><div><b>History</b> · <code>{html_text(shown_path(log.path))}</code>"
             f" · {html_text(shown)}</div>")
     if not records:

@@ -26,6 +26,7 @@ Assumptions, where fal states nothing:
 from __future__ import annotations
 
 import copy
+import datetime
 import math
 import time
 from collections.abc import Mapping
@@ -77,7 +78,8 @@ class PriceTable:
     def __init__(self) -> None:
         self.per_second: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED)
         self.per_video: dict[str, dict[str, float]] = copy.deepcopy(_PUBLISHED_PER_VIDEO)
-        self.overridden: set[str] = set()  # endpoints whose price `set` replaced: the live price yields
+        #: endpoint -> the day `set` replaced its price (the live price yields to it)
+        self.overridden: dict[str, str] = {}
         self.unreachable: dict[str, float] = {}  # Platform API base URL -> when it last failed (monotonic)
 
     def __repr__(self) -> str:
@@ -98,7 +100,7 @@ class PriceTable:
         if not (is_number and math.isfinite(usd_per_second) and usd_per_second >= 0):
             problem = f"must be a finite number >= 0, got {usd_per_second!r}"
             raise ValidationError([("usd_per_second", problem)])
-        self.overridden.add(endpoint_id)
+        self.overridden[endpoint_id] = datetime.date.today().isoformat()
         self.per_video.pop(endpoint_id, None)
         if resolution is None:
             self.per_second[endpoint_id] = {ANY_RESOLUTION: float(usd_per_second)}
@@ -164,8 +166,11 @@ def price_for(endpoint: EndpointSchema | str, arguments: Mapping[str, Any] | Non
         if rate is not None:
             return Price(rate, "video", _READ_ON.get(endpoint_id, PRICES_AS_OF), "bundled table")
     rate = price_per_second(endpoint_id, resolution, prices=table)
-    when = _READ_ON.get(endpoint_id, PRICES_AS_OF) if endpoint_id not in table.overridden else "set_price"
-    return None if rate is None else Price(rate, "second", when, "bundled table")
+    if rate is None:
+        return None
+    if endpoint_id in table.overridden:
+        return Price(rate, "second", table.overridden[endpoint_id], "set_price")
+    return Price(rate, "second", _READ_ON.get(endpoint_id, PRICES_AS_OF), "bundled table")
 
 
 def _live_price(endpoint_id: str, *, online: bool | None, table: PriceTable) -> Price | None:

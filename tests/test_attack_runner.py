@@ -189,15 +189,26 @@ def test_a_stored_input_image_gone_before_the_post_fails_naming_the_field_not_in
         assert log.get(job.history_id)["error_type"] != "internal"
 
 
-def test_a_sweep_with_a_bad_max_jobs_setting_is_refused_before_anything_is_recorded(
+def test_what_every_cell_would_meet_refuses_the_sweep_before_anything_is_recorded(
         log: sw.History, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Was a bug: `submit` refuses a bad SORA_WIDGETS_MAX_JOBS, but a sweep (given its runner) swallows
-    that ValidationError per cell and returns a 'done' sweep whose every cell 'failed'."""
+    """Was a bug: a sweep turned what every cell meets (a bad SORA_WIDGETS_MAX_JOBS for the default
+    runner, a closed runner, no key for fal) into one 'failed' cell each, and said it was done."""
+    cells = {"prompt": ["a", "b"], "image_url": "https://example.com/a.png", "history": log}
     monkeypatch.setenv("SORA_WIDGETS_MAX_JOBS", "0")
-    with JobRunner(max_jobs=2) as runner, pytest.raises(sw.ValidationError) as refused:
-        sw.sweep(prompt=["a", "b"], image_url="https://example.com/a.png", backend="preview",
-                 history=log, runner=runner)
-    assert refused.value.fields == ["SORA_WIDGETS_MAX_JOBS"] and len(log) == 0
+    with pytest.raises(sw.ValidationError) as refused:
+        sw.sweep(backend="preview", **cells)
+    assert refused.value.fields == ["SORA_WIDGETS_MAX_JOBS"]
+    with JobRunner(max_jobs=2) as own:  # a runner of its own does not read the variable
+        assert sw.sweep(backend="preview", runner=own, wait=True, **cells).status == {"completed": 2}
+    monkeypatch.delenv("SORA_WIDGETS_MAX_JOBS")
+    closed = JobRunner()
+    closed.close()
+    with pytest.raises(sw.ValidationError) as refused:
+        sw.sweep(backend="preview", runner=closed, **cells)
+    assert refused.value.fields == ["runner"]
+    with pytest.raises(sw.CredentialsError):  # no FAL_KEY in tests
+        sw.sweep(backend="fal", **cells)
+    assert len(log) == 2  # only the sweep that ran recorded anything
 
 
 def test_a_damaged_sweep_plan_is_an_error_of_the_tree_not_a_json_error(log: sw.History) -> None:
@@ -208,8 +219,9 @@ def test_a_damaged_sweep_plan_is_an_error_of_the_tree_not_a_json_error(log: sw.H
                    history=log, confirm=lambda plan: False)
     run.plan_path.parent.mkdir(parents=True, exist_ok=True)
     run.plan_path.write_text("", encoding="utf-8")  # what a kill between truncate and write leaves
-    with pytest.raises(sw.SoraWidgetsError):
+    with pytest.raises(sw.HistoryError) as damaged:
         sw.Sweep.open(run.sweep_id, history=log)
+    assert damaged.value.path == str(run.plan_path) and len(log) == 0
 
 
 # --- guarantees verified (these pass) ------------------------------------------------------------

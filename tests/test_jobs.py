@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import png_bytes
+from helpers import png_bytes, wait_for
 from PIL import Image
 
 import sora_widgets as sw
@@ -264,9 +263,7 @@ def test_a_closed_runner_ends_its_threads_and_leaves_sent_jobs_resumable(log: sw
                          runner=runner)
         waiting = sw.submit(prompt="never sent", image_url=png_bytes(), backend=slow, history=log,
                             runner=runner)
-        deadline = time.monotonic() + 30
-        while sent.request_id is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: sent.request_id is not None, what="the first job sent")
         assert loops() == before + 1
     assert loops() == before and "closed" in repr(runner)
     with pytest.raises(sw.ValidationError, match="closed"):

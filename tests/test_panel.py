@@ -165,6 +165,18 @@ def test_cost_follows_duration(tmp_path):
     assert "<span>$</span>1.20" in panel.cost.value and panel.cost_usd == pytest.approx(1.2)
 
 
+def test_a_price_set_in_this_process_is_not_called_fals(tmp_path):
+    from sora_widgets.pricing import reset_prices, set_price
+
+    assert "fal's price (bundled table, as of" in make_panel(tmp_path).cost.value
+    set_price("fal-ai/sora-2/image-to-video", 0.25)
+    try:
+        cost = make_panel(tmp_path).cost.value
+    finally:
+        reset_prices()
+    assert "your price (set_price, as of 20" in cost and "fal's price" not in cost
+
+
 def test_banner_says_offline_in_plain_words(tmp_path):
     panel = sw.Panel(history=History(tmp_path / "runs"))
     assert OFFLINE in panel.banner.value

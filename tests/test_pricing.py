@@ -116,7 +116,8 @@ def test_a_table_of_ones_own_changes_nothing_else() -> None:
     mine.set(I2V, 1.0)
     assert estimate_cost(I2V, {"duration": 4}, prices=mine) == pytest.approx(4.0)
     assert estimate_cost(I2V, {"duration": 4}) == pytest.approx(0.40)  # the process's table
-    assert price_for(I2V, prices=mine, online=False).source == "bundled table"
+    assert price_for(I2V, prices=mine, online=False).source == "set_price"
+    assert price_for(I2V, online=False).source == "bundled table"
     assert default_prices() is not mine and I2V not in default_prices().overridden
 
 

@@ -8,7 +8,7 @@ import sys
 import sora_widgets as sw
 
 EXPECTED = {
-    "BudgetError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "FalBackend", "Field",
+    "BudgetError", "CellTakenError", "CredentialsError", "EndpointInfo", "EndpointSchema", "EndpointStatus", "FalBackend", "Field",
     "Generation", "GenerationError", "History", "HistoryError", "Job", "JobEvent", "JobRunner", "JobStatus",
     "NotFoundError", "OfflineError", "Panel", "PlatformError", "PreviewBackend", "SchemaError", "SoraWidgetsError", "Sweep",
     "ValidationError", "WaitTimeout", "__version__", "bundled_endpoints", "endpoint_status", "estimate_cost",

@@ -8,13 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from fakefal import Job as FalJob
 from fakefal import validation_error
-from helpers import png_bytes
+from helpers import png_bytes, wait_for
 from IPython.lib.pretty import pretty
 
 import sora_widgets as sw
@@ -203,10 +202,7 @@ def test_a_cancelled_sweep_ends_every_row_sends_nothing_waiting_and_reports_done
         fal, log: sw.History, runner: JobRunner) -> None:
     run = sw.sweep(prompt="p", image_url=fal.media_url("input.png"), model=MODELS, duration=[4, 8],
                    backend="fal", history=log, max_concurrent=2, runner=runner)
-    deadline = time.monotonic() + 30
-    while sum(job.request_id is not None for job in run.jobs) < 2:
-        assert time.monotonic() < deadline, run.status
-        time.sleep(0.02)
+    wait_for(lambda: sum(job.request_id is not None for job in run.jobs) >= 2, what="two jobs sent")
     run.cancel()
     assert run.wait(timeout=30).done  # wait() returns: nothing is left waiting for a place
     rows = log.find(sweep_id=run.sweep_id)
@@ -272,11 +268,8 @@ def test_a_sweep_resumes_after_a_restart_finishing_only_what_did_not(
                             env=dict(os.environ))
     try:
         sweep_id = next(line.split()[1] for line in proc.stdout if line.startswith("ID "))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if sum(bool(r["request_id"]) for r in sw.History(path).find(sweep_id=sweep_id)) >= 2:
-                break
-            time.sleep(0.05)
+        wait_for(lambda: sum(bool(r["request_id"]) for r in sw.History(path).find(sweep_id=sweep_id)) >= 2,
+                 what="two cells sent by the child")
     finally:
         proc.kill()  # the kernel dies: two jobs in flight on fal, four never submitted
         proc.wait()

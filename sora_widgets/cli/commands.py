@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GenerationError, SoraWidgetsError, ValidationError
+from .._html import runs_text
 from .._version import __version__
 from ..records import JobStatus
 from ..schema.documents import (
@@ -300,7 +301,7 @@ def _run_history(options: argparse.Namespace, _schema: None) -> int:
     filters = {"status": options.status} if options.status else {}
     if options.export is not None:
         written = log.export(options.export, **filters)
-        print(f"wrote {_runs(log.count(**filters))} to {written}", file=sys.stderr)
+        print(f"wrote {runs_text(log.count(**filters))} to {written}", file=sys.stderr)
         return 0
     rows = log.find(limit=options.limit, **filters)
     if not rows:
@@ -308,10 +309,6 @@ def _run_history(options: argparse.Namespace, _schema: None) -> int:
         return 0
     print(history_table(rows))
     return 0
-
-
-def _runs(count: int) -> str:
-    return f"{count} run" if count == 1 else f"{count} runs"
 
 
 def _run_resume(options: argparse.Namespace, _schema: None) -> int:
@@ -328,11 +325,11 @@ def _run_resume(options: argparse.Namespace, _schema: None) -> int:
     left = [log.get(id) for id in unfinished if id not in taken]
     unknown = sum(row["status"] is JobStatus.UNKNOWN for row in left)
     if unknown:
-        print(f"{_runs(unknown)} stopped while being sent, before fal answered: they may have "
+        print(f"{runs_text(unknown)} stopped while being sent, before fal answered: they may have "
               "reached fal, so they are recorded as unknown and not sent again; check your fal "
               "dashboard.", file=sys.stderr)
     if len(left) > unknown:
-        print(f"{_runs(len(left) - unknown)} followed by another running process: left to it.",
+        print(f"{runs_text(len(left) - unknown)} followed by another running process: left to it.",
               file=sys.stderr)
     failed = 0
     for job in jobs:

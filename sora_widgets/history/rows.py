@@ -57,6 +57,9 @@ class HistoryRecord(TypedDict):
     cell_key: str | None
 
 
+#: the error type an older release's resume() gave rows it closed before they were sent: such a row
+#: does not hold its sweep cell, which may be sent again
+CLOSED_UNSENT = "interrupted"
 PATH_COLUMNS = ("video_path", "thumbnail_path", "spritesheet_path", "image_path")
 
 

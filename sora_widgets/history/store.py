@@ -29,7 +29,7 @@ from . import export, migrations
 from .claims import Claims
 from .database import Database, unwritable
 from .filters import where_clause
-from .rows import PATH_COLUMNS, HistoryRecord, advance, columns_from_result, decode
+from .rows import CLOSED_UNSENT, PATH_COLUMNS, HistoryRecord, advance, columns_from_result, decode
 from .uploads import UploadCache
 
 if TYPE_CHECKING:
@@ -188,8 +188,8 @@ class History(Claims):
         """Inside the write transaction (so two processes cannot both pass): refuse a sweep's cell
         that already has a run, except one an older release closed before it was sent."""
         taken = db.execute("SELECT id FROM runs WHERE sweep_id = ? AND cell_key = ? AND NOT "
-                           "(request_id IS NULL AND error_type IS 'interrupted') LIMIT 1",
-                           (sweep_id, cell_key)).fetchone()
+                           "(request_id IS NULL AND error_type IS ?) LIMIT 1",
+                           (sweep_id, cell_key, CLOSED_UNSENT)).fetchone()
         if taken is not None:
             raise CellTakenError(f"Cell {cell_key} of sweep {sweep_id} already has run {taken[0]} in "
                                  f"{self.path}; it is not recorded or sent again.",

@@ -43,12 +43,25 @@ class PreparedRequest:
     images: dict[str, NormalizedImage]
 
 
-def _open_runner(runner: JobRunner | None) -> JobRunner:
-    """`runner`, else the default one; a closed runner is refused before anything is recorded."""
-    runner = runner or default_runner()
+def open_runner(runner: JobRunner | None) -> JobRunner:
+    """The runner jobs are given to: `runner`, else the default one, whose size comes from
+    SORA_WIDGETS_MAX_JOBS (a bad value is refused here); a closed runner is refused too. Both
+    before anything is recorded."""
+    if runner is None:
+        max_jobs()  # the default runner may exist already: the variable is checked all the same
+        runner = default_runner()
     if runner.closed:
         raise ValidationError([("runner", f"{runner!r} was closed: make a new JobRunner")])
     return runner
+
+
+def require_key(backend: Backend, endpoint_id: str) -> None:
+    """CredentialsError, before anything is recorded or sent, when `backend` needs a key it lacks."""
+    if getattr(backend, "key_source", "") is None:
+        raise CredentialsError(
+            f"The {backend.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
+            "FAL_KEY_SECRET), or use backend=\"preview\" to render offline. Nothing was sent.",
+            kind="credentials", endpoint_id=endpoint_id)
 
 
 def _check_limit(runner: JobRunner, limit: Limit | None) -> None:
@@ -118,19 +131,14 @@ def submit(*, endpoint: EndpointSpec = DEFAULT_ENDPOINT, arguments: Mapping[str,
     if arguments is not None and not isinstance(arguments, Mapping):
         raise ValidationError([("arguments", f"must be a mapping of field names to values, like "
                                              f"{{'prompt': ...}} (got {type(arguments).__name__})")])
-    max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
-    runner = _open_runner(runner)
+    runner = open_runner(runner)
     _check_limit(runner, limit)
     schema = schema or schema_for(endpoint)
     log = _history(history)
     prepared = prepare_arguments(schema, {**(arguments or {}), **fields}, log)
     validated = prepared.arguments
     chosen = resolve_backend(backend, history=log, cache=runner.backends)
-    if getattr(chosen, "key_source", "") is None:
-        raise CredentialsError(
-            f"The {chosen.name} backend needs a key: set FAL_KEY (or FAL_KEY_ID and "
-            "FAL_KEY_SECRET), or use backend=\"preview\" to render offline. Nothing was sent.",
-            kind="credentials", endpoint_id=schema.endpoint_id)
+    require_key(chosen, schema.endpoint_id)
     cost = 0.0 if chosen.name == "preview" else estimate_cost(schema, validated)
     history_id = log.start(schema.endpoint_id, chosen.name, validated, sweep_id=sweep_id,
                            cost_usd=cost, owner=this_process(), cell_key=cell_key, **prepared.image_columns)
@@ -173,7 +181,7 @@ def resume(history: History | None = None, *, backend: str | Backend | None = No
     `limit` caps how many of the jobs taken over run at once (a reopened sweep's own cap).
     """
     log = _history(history)
-    runner = _open_runner(runner)
+    runner = open_runner(runner)
     _check_limit(runner, limit)
     me = this_process()
     jobs = []

@@ -1,6 +1,6 @@
 """A job's life on the loop: hold a place, submit once, follow the backend, keep the output and
-give the row its final status. Every status move goes through `_move`: checked against the
-lifecycle, committed to the history, and only then visible on the Job.
+give the row its final status. Every status move (`_move` on the way, `_end` at the end) is
+checked against the lifecycle, committed to the history, and only then visible on the Job.
 """
 
 from __future__ import annotations
@@ -180,13 +180,18 @@ class JobLife(abc.ABC):
         """Write columns of this job's row from a worker thread (the job loop never waits on disk)."""
         await self.runner.on_disk(self.history.update, self.history_id, **columns)
 
-    async def _move(self, status: JobStatus, **columns: Any) -> None:
-        """The one place a job changes status: checked against the lifecycle, committed to the
-        history, and only then visible on the Job."""
+    def _check_move(self, status: JobStatus) -> None:
+        """Refuse a move the lifecycle does not allow (JobStatus.can_become); every move asks."""
         current = self.generation.status
         if status is not current and not current.can_become(status):
             raise GenerationError(f"Run {self.history_id} is {current.value}; it cannot become "
                                   f"{status.value}.", kind="internal", history_id=self.history_id)
+
+    async def _move(self, status: JobStatus, **columns: Any) -> None:
+        """A job's status changes on the way: checked against the lifecycle, committed to the
+        history, and only then visible on the Job (the final move is `_end`, checked alike)."""
+        current = self.generation.status
+        self._check_move(status)
         if status is not current or columns:
             await self._write(status=status, **columns)
         self.generation.status = status
@@ -225,6 +230,7 @@ class JobLife(abc.ABC):
         except SoraWidgetsError as write_error:
             logger.warning("run %s lost contact and could not be released: %s", self.history_id, write_error)
         gen.logs.append(said)
+        # this process's Job ends (result() raises); the row, not the Job, keeps its status
         gen.status, gen.error_type, gen.error = JobStatus.FAILED, kind, said
         gen.total_s = round(time.monotonic() - self._created, 3)
         self._emit(JobEvent(kind="failed", elapsed_s=gen.total_s, message=said))
@@ -232,6 +238,7 @@ class JobLife(abc.ABC):
     async def _end(self, status: JobStatus, *, error_type: str | None = None,
                    error: str | None = None) -> None:
         """Give the job its final status: on the row first (a worker thread), then on the Job."""
+        self._check_move(status)
         self._phase = "ending"
         gen = self.generation
         end = time.monotonic()

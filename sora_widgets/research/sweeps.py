@@ -30,9 +30,10 @@ from .._errors import (
     WaitTimeout,
 )
 from ..backends import Backend, resolve_backend
-from ..jobs.generation import resume, submit
+from ..history.rows import CLOSED_UNSENT
+from ..jobs.generation import open_runner, require_key, resume, submit
 from ..jobs.job import Job, cancel_jobs
-from ..jobs.runner import JobRunner, Limit, default_runner, max_jobs
+from ..jobs.runner import JobRunner, Limit, default_runner
 from ..media import atomic_write
 from ..pricing import format_usd
 from ..records import JobEvent, JobStatus
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Cell", "Sweep", "SweepPlan", "sweep"]
 
-_DIED_BEFORE_SUBMIT = "interrupted"  # rows an older release's resume() closed before they were sent
 _CANCELLED_UNSENT = "The sweep was cancelled before this job was submitted; nothing was sent."
 
 
@@ -77,8 +77,7 @@ def sweep(*, endpoint: EndpointSpec | list[EndpointSpec] = DEFAULT_ENDPOINT,
     from ..history.store import History
 
     _check_options(repeat, budget_usd)
-    max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded, as by submit
-    runner = runner or default_runner()
+    runner = open_runner(runner)
     limit = _limit(runner, max_concurrent)
     specs = list(endpoint) if isinstance(endpoint, (list, tuple)) else [endpoint]
     if not specs:
@@ -190,9 +189,8 @@ class Sweep(SweepTables):
             known = sorted(p.stem for p in plans_dir(log).glob("*.json"))
             raise NotFoundError(f"No sweep {sweep_id!r} beside {log.path}; saved sweeps: "
                                 f"{', '.join(known) or 'none'}.", key=sweep_id)
-        max_jobs()  # a bad SORA_WIDGETS_MAX_JOBS is refused before anything is recorded
         plan = _read_plan(path)
-        runner = runner or default_runner()
+        runner = open_runner(runner)
         limit = _limit(runner, max_concurrent if max_concurrent is not None else plan.max_concurrent)
         run = cls(plan, history=log, backend=backend, runner=runner, limit=limit)
         followed = {job.history_id: job
@@ -207,7 +205,7 @@ class Sweep(SweepTables):
         for cell in self.plan.cells:
             waiting.setdefault(cell.key, []).append(cell.index)
         for row in sorted(self.history.find(sweep_id=self.sweep_id), key=lambda r: r["id"]):
-            if row["error_type"] == _DIED_BEFORE_SUBMIT and not row["request_id"]:
+            if row["error_type"] == CLOSED_UNSENT and not row["request_id"]:
                 continue
             index = by_id.get(row["cell_key"] or "")
             if index is None and not row["cell_key"]:
@@ -223,8 +221,14 @@ class Sweep(SweepTables):
 
     def start(self) -> Sweep:
         """Save the plan and submit every cell that has no row yet, all at once: each job waits,
-        pending and unsent, for its place, so this returns without waiting for any of them."""
+        pending and unsent, for its place, so this returns without waiting for any of them.
+        What every cell would meet (no key for fal) is raised once, before anything is recorded."""
         _save_plan(self.plan, self.plan_path)
+        with self._lock:
+            todo = any(c.index not in self._rows and c.index not in self._unsent for c in self.plan.cells)
+        if todo:
+            require_key(resolve_backend(self._backend, history=self.history, cache=self.runner.backends),
+                        self.plan.endpoint_id)
         for cell in self.plan.cells:
             with self._submitting:
                 with self._lock:

@@ -244,9 +244,10 @@ class Panel(widgets.VBox):
         free = " <small>(the offline preview itself is free)</small>" if preview else ""
         price = price_for(self.schema, self.arguments)
         when = f"{price.source}, as of {price.as_of}" if price else f"as of {PRICES_AS_OF}"
+        whose = "your price" if price and price.source == "set_price" else "fal's price"
         return (f"<div style='line-height:1.35;margin-left:8px'>Estimated cost: "
                 f"<b>{html_text(format_usd(self.cost_usd))}</b> "
-                f"<small style='color:#666'>fal's price ({html_text(when)})</small>{free}</div>")
+                f"<small style='color:#666'>{whose} ({html_text(when)})</small>{free}</div>")
 
     # --- where it runs ----------------------------------------------------------------------
 
