@@ -25,9 +25,15 @@ def cache_dir() -> Path:
     return run_home() / "cache"
 
 
-def shown_path(path: Path) -> str:
-    """`path` as shown to a person: relative to the working folder when inside it, else as it is."""
+def in_working_folder(path: Path) -> str | None:
+    """`path` relative to the working folder (as a notebook beside it names it), or None when it
+    is outside it (or that folder is gone)."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):  # outside the working folder, or that folder is gone
-        return str(path)
+    except (ValueError, OSError):
+        return None
+
+
+def shown_path(path: Path) -> str:
+    """`path` as shown to a person: relative to the working folder when inside it, else as it is."""
+    return in_working_folder(path) or str(path)

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._home import shown_path
+from ._home import in_working_folder, shown_path
 
 if TYPE_CHECKING:
     from .history.store import History
@@ -66,10 +66,9 @@ def media_src(path: str | None, url: str | None, *, embed: bool = False,
     if local is not None and local.is_file():
         if embed:
             return f"data:{content_type};base64,{base64.b64encode(local.read_bytes()).decode()}"
-        try:
-            return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
-        except ValueError:
-            pass
+        inside = in_working_folder(local)
+        if inside is not None:
+            return inside
     if url and url.startswith(("http://", "https://")):
         return url
     if local is not None and local.is_file():
@@ -237,11 +236,9 @@ def _thumbnail_src(base: Path, path: str | None, url: str | None) -> str | None:
     """
     if path:
         local = Path(path) if Path(path).is_absolute() else base / path
-        if local.is_file():
-            try:
-                return local.resolve().relative_to(Path.cwd().resolve()).as_posix()
-            except ValueError:
-                pass
+        inside = in_working_folder(local) if local.is_file() else None
+        if inside is not None:
+            return inside
     if url and url.startswith(("https://", "http://", "data:image/")):
         return url
     return None
